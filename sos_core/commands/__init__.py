@@ -1,0 +1,1 @@
+"""One module per `sos` subcommand, each exposing `register(subparsers)`."""

@@ -1,0 +1,144 @@
+"""The one error hierarchy of SOS Review.
+
+Every error is told apart by its type, inherits the matching built-in so generic callers still
+work, carries the data a caller needs (`path`, `plugin_hint`, ...), and its message is one
+sentence a clinician can act on. Messages never contain DICOM header values (DI-7) and name
+files by their base name only (DI-5: folder names often hold patient names).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _name(path: str | Path | None) -> str:
+    return Path(path).name if path is not None else "the input"
+
+
+class SosError(Exception):
+    """Base of every error SOS Review raises on purpose."""
+
+
+# --- imaging -------------------------------------------------------------------------------
+
+
+class ImagingError(SosError):
+    """A file or folder could not be turned into a Study."""
+
+    def __init__(self, message: str, *, path: str | Path | None = None) -> None:
+        super().__init__(message)
+        self.path = Path(path) if path is not None else None
+
+
+class StudyNotFound(ImagingError, FileNotFoundError):
+    """The path does not exist or cannot be read."""
+
+
+class NotAnImage(ImagingError, ValueError):
+    """The file is readable but holds no image (e.g. an RT plan, a text file, a GIF)."""
+
+
+class NoImagesFound(ImagingError, FileNotFoundError):
+    """A folder was scanned and holds no image we can open."""
+
+
+class CorruptFile(ImagingError, ValueError):
+    """The file is truncated or internally inconsistent."""
+
+
+class UnsupportedEncoding(ImagingError, ValueError):
+    """The pixel data is compressed in a way no installed decoder handles."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | Path | None = None,
+        transfer_syntax_name: str = "",
+        transfer_syntax_uid: str = "",
+        plugin_hint: str = "",
+    ) -> None:
+        super().__init__(message, path=path)
+        self.transfer_syntax_name = transfer_syntax_name
+        self.transfer_syntax_uid = transfer_syntax_uid
+        self.plugin_hint = plugin_hint
+
+
+class ImageTooLarge(ImagingError, ValueError):
+    """The image would need more memory than the configured cap; refused before decoding."""
+
+
+class InconsistentSeries(ImagingError, ValueError):
+    """The slices of a series cannot form one volume (mixed sizes or orientations, ...)."""
+
+
+class SeriesNotChosen(ImagingError, LookupError):
+    """A folder holds several series and the caller must say which one to open."""
+
+    def __init__(
+        self, message: str, *, path: str | Path | None = None, series: tuple = ()
+    ) -> None:
+        super().__init__(message, path=path)
+        self.series = series
+
+
+class DecoderCrashed(ImagingError, RuntimeError):
+    """The pixel decoder process died or ran out of its memory or time budget."""
+
+
+# --- models ----------------------------------------------------------------------------------
+
+
+class ModelError(SosError):
+    """A model folder could not be used."""
+
+    def __init__(self, message: str, *, path: str | Path | None = None) -> None:
+        super().__init__(message)
+        self.path = Path(path) if path is not None else None
+
+
+class ModelIntegrityError(ModelError, ValueError):
+    """The weights' SHA-256 does not match the model card: the files were changed or damaged."""
+
+
+class ModelFormatError(ModelError, ValueError):
+    """The model card or weight file is malformed or does not match the architecture."""
+
+
+class UnsafeModelFile(ModelError, ValueError):
+    """A pickle-based file (.pt, .pth, .ckpt, a renamed pickle) was offered; it is never run."""
+
+
+# --- parameters and configuration ------------------------------------------------------------
+
+
+class ParameterError(SosError, ValueError):
+    """A parameter given by the user or a config file is out of range or unknown."""
+
+
+class UnknownNameError(SosError, KeyError):
+    """A registry was asked for a name it does not hold (model, loss, CAM method, ...)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+__all__ = [
+    "CorruptFile",
+    "DecoderCrashed",
+    "ImageTooLarge",
+    "ImagingError",
+    "InconsistentSeries",
+    "ModelError",
+    "ModelFormatError",
+    "ModelIntegrityError",
+    "NoImagesFound",
+    "NotAnImage",
+    "ParameterError",
+    "SeriesNotChosen",
+    "SosError",
+    "StudyNotFound",
+    "UnknownNameError",
+    "UnsafeModelFile",
+    "UnsupportedEncoding",
+]
