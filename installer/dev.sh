@@ -40,7 +40,11 @@ cmd="${1:-app}"
 shift || true
 case "$cmd" in
     app)
-        exec "$venv/bin/sos-review" "$@"
+        if [ -f "$root/sos_desktop/app.py" ]; then
+            exec "$venv/bin/sos-review" "$@"
+        fi
+        # Until the desktop app lands: describe the bundled sample with the command line.
+        exec "$venv/bin/sos" inspect "$root"/resources/samples/*
         ;;
     test)
         export QT_QPA_PLATFORM=offscreen

@@ -75,9 +75,7 @@ class InconsistentSeries(ImagingError, ValueError):
 class SeriesNotChosen(ImagingError, LookupError):
     """A folder holds several series and the caller must say which one to open."""
 
-    def __init__(
-        self, message: str, *, path: str | Path | None = None, series: tuple = ()
-    ) -> None:
+    def __init__(self, message: str, *, path: str | Path | None = None, series: tuple = ()) -> None:
         super().__init__(message, path=path)
         self.series = series
 

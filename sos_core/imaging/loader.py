@@ -41,7 +41,8 @@ def open_study(
     p = Path(path)
     try:
         return _dispatch(p, series=series, spacing=spacing, limits=limits)
-    except ImagingError:
+    except (ImagingError, ImportError):
+        # ImportError is a broken installation, not a bad file: let it surface as a fault.
         raise
     except MemoryError as exc:
         raise ImageTooLarge(

@@ -77,7 +77,9 @@ class Study:
     def __post_init__(self) -> None:
         expected = 2 if self.kind == "image" else 3
         if self.pixels.ndim != expected:
-            raise ValueError(f"a {self.kind} study needs {expected}-D pixels, got {self.pixels.ndim}-D")
+            raise ValueError(
+                f"a {self.kind} study needs {expected}-D pixels, got {self.pixels.ndim}-D"
+            )
         if self.spacing is not None and len(self.spacing) != self.pixels.ndim:
             raise ValueError("spacing must have one entry per pixel axis")
         if self.pixels.flags.writeable:
