@@ -1,0 +1,7 @@
+"""Inference: the Predictor and its Prediction record (torch is imported by predictor modules only)."""
+
+from __future__ import annotations
+
+from sos_core.inference.prediction import FLAG_NAMES, Prediction
+
+__all__ = ["FLAG_NAMES", "Prediction"]
