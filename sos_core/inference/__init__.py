@@ -1,4 +1,4 @@
-"""Inference: the Predictor and its Prediction record (torch is imported by predictor modules only)."""
+"""Inference: the Predictor and its Prediction record (torch stays in predictor modules)."""
 
 from __future__ import annotations
 
