@@ -9,11 +9,15 @@ returned `Letterbox` maps boxes between image pixels and model-input pixels, bot
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from sos_core.errors import ParameterError
+
+if TYPE_CHECKING:
+    from sos_core.imaging.study import Study
 
 # Percentiles chosen so a few metal or air outliers do not set the range.
 LOW_PERCENTILE = 0.5
@@ -109,3 +113,27 @@ def crop_box(
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=0.0,
     )
+
+
+def image_from_study(study: Study, slice_index: int | None = None) -> tuple[np.ndarray, int | None]:
+    """The 2-D image a model sees for a study, and the sagittal slice used for a volume.
+
+    Images come back as they are; a volume gives its sagittal slice `slice_index`, or the
+    automatic mid-sagittal slice when None; a frame stack gives its middle frame.
+    """
+    if study.kind == "image":
+        return study.pixels, None
+    if study.kind == "frames":
+        index = study.shape[0] // 2 if slice_index is None else slice_index
+        if not 0 <= index < study.shape[0]:
+            raise ParameterError(f"frame {index} does not exist; the stack has {study.shape[0]}.")
+        return study.pixels[index], index
+    from sos_core.imaging.midsagittal import find_midsagittal
+    from sos_core.imaging.reformat import sagittal_count, sagittal_slice
+
+    index = find_midsagittal(study) if slice_index is None else slice_index
+    if not 0 <= index < sagittal_count(study):
+        raise ParameterError(
+            f"sagittal slice {index} does not exist; the volume has {sagittal_count(study)}."
+        )
+    return sagittal_slice(study, index).pixels, index
