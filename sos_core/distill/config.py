@@ -1,0 +1,124 @@
+"""Run configuration: TOML or JSON read with safe loaders into frozen dataclasses.
+
+One `key` + `kwargs` per component (torchdistill style); nothing in a config can import code.
+The resolved config is saved as `config.json` next to every run's result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from sos_core.errors import ParameterError
+
+RunKind = Literal["teacher", "student"]
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentConfig:
+    """A registered component by name, with its keyword arguments."""
+
+    key: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class LossWeights:
+    """Weights of the student objective (DESIGN.md "The method"); teacher runs use cls only."""
+
+    cls: float = 1.0
+    dist: float = 1.0
+    attn: float = 1.0
+    outside: float = 0.5
+    temperature: float = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class TrainConfig:
+    """Everything a training run depends on. Paths are strings so the config is JSON-able."""
+
+    kind: RunKind
+    dataset: str
+    out: str
+    model: ComponentConfig
+    teacher: str | None = None  # model folder of the frozen teacher (students only)
+    modalities: tuple[str, ...] = ("slice", "ceph")
+    input_size: int = 256
+    crop_size: int = 64
+    crop_context: float = 1.5
+    box_jitter: float = 0.12
+    epochs: int = 40
+    batch_size: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    patience: int = 8
+    seed: int = 0
+    loss: LossWeights = field(default_factory=LossWeights)
+    device: str = "auto"
+    amp: bool = True  # mixed precision, CUDA only
+    max_train_cases: int | None = None
+    version: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("teacher", "student"):
+            raise ParameterError(f"run kind must be 'teacher' or 'student', not {self.kind!r}.")
+        if self.kind == "student" and not self.teacher:
+            raise ParameterError("a student run needs `teacher`, the folder of a trained teacher.")
+        for name in ("input_size", "crop_size", "epochs", "batch_size"):
+            if getattr(self, name) <= 0:
+                raise ParameterError(f"{name} must be a positive number.")
+        if not 0 <= self.box_jitter < 0.5:
+            raise ParameterError("box_jitter must be between 0 and 0.5 of the box size.")
+        if self.lr <= 0 or self.patience < 1:
+            raise ParameterError("lr must be positive and patience at least 1.")
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def config_from_dict(data: dict[str, Any]) -> TrainConfig:
+    """Build a TrainConfig, refusing unknown keys with a sentence that names them."""
+    data = dict(data)
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ParameterError(f"unknown configuration keys: {', '.join(unknown)}.")
+    try:
+        model = data.pop("model")
+        data["model"] = ComponentConfig(key=str(model["key"]), kwargs=dict(model.get("kwargs", {})))
+        if "loss" in data:
+            data["loss"] = LossWeights(**data["loss"])
+        if "modalities" in data:
+            data["modalities"] = tuple(data["modalities"])
+        return TrainConfig(**data)
+    except (KeyError, TypeError) as exc:
+        raise ParameterError(f"the configuration is incomplete or malformed: {exc}.") from exc
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read a `.toml` or `.json` run configuration."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ParameterError(f"the configuration file {p.name} cannot be read.") from exc
+    try:
+        data = json.loads(text) if p.suffix == ".json" else tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise ParameterError(f"{p.name} is not valid TOML/JSON: {exc}.") from exc
+    return config_from_dict(data)
+
+
+def save_config(config: TrainConfig, folder: str | Path) -> Path:
+    """Write the resolved config as `config.json` beside the run's result."""
+    out = Path(folder) / "config.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
+    return out
