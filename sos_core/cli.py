@@ -22,6 +22,8 @@ logger = logging.getLogger("sos_core.cli")
 COMMAND_MODULES = (
     "sos_core.commands.inspect",
     "sos_core.commands.phantom",
+    "sos_core.commands.train",
+    "sos_core.commands.evaluate",
 )
 
 EXIT_OK = 0

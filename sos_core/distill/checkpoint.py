@@ -48,8 +48,12 @@ def save_checkpoint(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     state: dict[str, Any],
+    best_state: dict[str, torch.Tensor] | None = None,
 ) -> None:
-    """Write model, optimizer and `state` (JSON-able) to `folder`, replacing it atomically."""
+    """Write model, optimizer, `state` (JSON-able) and the best weights so far to `folder`.
+
+    The folder is replaced atomically, so a crash leaves the previous checkpoint intact.
+    """
     import torch
 
     tmp = folder.with_name(folder.name + ".tmp")
@@ -59,6 +63,11 @@ def save_checkpoint(
         {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
         str(tmp / "model.safetensors"),
     )
+    if best_state is not None:
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in best_state.items()},
+            str(tmp / "best.safetensors"),
+        )
     opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
     opt_tensors["__torch_rng__"] = torch.get_rng_state()
     save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
@@ -72,8 +81,11 @@ def save_checkpoint(
 
 def load_checkpoint(
     folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer
-) -> dict[str, Any] | None:
-    """Restore model and optimizer from `folder`; returns the saved state, or None if absent."""
+) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None] | None:
+    """Restore model and optimizer from `folder`.
+
+    Returns (saved state, best weights or None), or None when there is no checkpoint.
+    """
     import torch
 
     if not (folder / "state.json").is_file():
@@ -83,4 +95,5 @@ def load_checkpoint(
     tensors = load_file(str(folder / "optimizer.safetensors"))
     torch.set_rng_state(tensors.pop("__torch_rng__"))
     optimizer.load_state_dict(_unflatten_optimizer(tensors, meta["optimizer"]))
-    return meta["state"]
+    best = folder / "best.safetensors"
+    return meta["state"], (load_file(str(best)) if best.is_file() else None)

@@ -13,11 +13,15 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sos_core.errors import ParameterError
 from sos_core.preprocess import Letterbox, image_from_study, normalise_intensity, prepare_image
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +139,20 @@ def select(
     if split not in SPLITS:
         raise ParameterError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}.")
     return [r for r in records if r.split == split and (not modalities or r.modality in modalities)]
+
+
+def crop_squares(boxes: torch.Tensor, context: float) -> torch.Tensor:
+    """The square each teacher crop covers: the box's longer side x `context`, same centre.
+
+    Works in any pixel frame that scales uniformly (native image or letterboxed input), so the
+    student's attention is compared with the teacher's over exactly the region it saw.
+    """
+    import torch
+
+    cx = (boxes[:, 0] + boxes[:, 2]) / 2
+    cy = (boxes[:, 1] + boxes[:, 3]) / 2
+    half = torch.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) * context / 2
+    return torch.stack([cx - half, cy - half, cx + half, cy + half], dim=1)
 
 
 def crop_batch(

@@ -1,0 +1,412 @@
+"""Training runs: the crop teacher and the full-image student (DESIGN.md "The method").
+
+`train(config)` is one plain synchronous function (the caller picks the thread or process):
+seeded, resumable from the last epoch's checkpoint, early-stopped on validation, calibrated
+(temperature fitted on validation) and saved as a model folder with its config beside it.
+Under `torchrun` it trains with DDP, rank 0 writing the files.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from sos_core import __version__
+from sos_core.device import choose_device
+from sos_core.distill.checkpoint import load_checkpoint, save_checkpoint
+from sos_core.distill.config import TrainConfig, save_config
+from sos_core.distill.dataset import (
+    LoadedCases,
+    crop_batch,
+    crop_squares,
+    load_cases,
+    read_manifest,
+    select,
+)
+from sos_core.distill.distributed import (
+    DistContext,
+    all_reduce_mean,
+    init_distributed,
+    shutdown_distributed,
+    sync_buffers,
+)
+from sos_core.distill.losses import DistillObjective
+from sos_core.errors import ParameterError
+from sos_core.explain.grad_cam import class_activation_map
+from sos_core.models.card import ModelCard
+from sos_core.models.model_file import load_model, save_model
+from sos_core.models.registry import create_model
+from sos_core.preprocess import PREPROCESSING_ID
+from sos_core.stages import get_scheme
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[float], None]
+
+
+@dataclass(frozen=True, slots=True)
+class TrainResult:
+    """What a finished run produced. history: one dict of metrics per epoch."""
+
+    model_dir: Path
+    card: ModelCard
+    history: tuple[dict[str, float], ...]
+    best_epoch: int
+    stopped_early: bool
+    state_sha256: str  # of the final weights on this rank (DDP ranks must agree)
+
+
+@dataclass(frozen=True, slots=True)
+class _Data:
+    """Tensors of one split, ready for the model (N x 1 x S x S inputs)."""
+
+    inputs: torch.Tensor
+    labels: torch.Tensor
+    boxes: torch.Tensor  # crop squares in model-input pixels (students)
+    cases: LoadedCases
+
+
+def seed_everything(seed: int) -> None:
+    """Deterministic CPU runs: same seed, same weights (MONAI `set_determinism`)."""
+    torch.manual_seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - third-party code may read the global state
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def _load_split(config: TrainConfig, split: str) -> LoadedCases:
+    records = select(read_manifest(config.dataset), split, config.modalities)
+    if split == "train" and config.max_train_cases:
+        records = records[: config.max_train_cases]
+    if not records:
+        raise ParameterError(
+            f"the dataset has no {split} cases of modality {', '.join(config.modalities)}."
+        )
+    return load_cases(records, config.input_size)
+
+
+def _to_data(config: TrainConfig, cases: LoadedCases) -> _Data:
+    boxes = crop_squares(torch.from_numpy(cases.boxes), config.crop_context)
+    return _Data(
+        inputs=torch.from_numpy(cases.inputs).unsqueeze(1),
+        labels=torch.from_numpy(cases.labels),
+        boxes=boxes,
+        cases=cases,
+    )
+
+
+def _teacher_inputs(
+    config: TrainConfig, cases: LoadedCases, rng: np.random.Generator | None
+) -> torch.Tensor:
+    crops = crop_batch(
+        cases.natives,
+        cases.native_boxes,
+        config.crop_size,
+        context=config.crop_context,
+        rng=rng,
+        jitter=config.box_jitter if rng is not None else 0.0,
+    )
+    return torch.from_numpy(crops).unsqueeze(1)
+
+
+@torch.no_grad()
+def teacher_targets(
+    teacher: nn.Module, crops: torch.Tensor, labels: torch.Tensor, batch: int = 128
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The frozen teacher's logits and true-class Grad-CAM (its own feature grid) on crops."""
+    teacher.eval()
+    logits, cams = [], []
+    for i in range(0, len(crops), batch):
+        feats, lg = teacher.forward_with_features(crops[i : i + batch])
+        logits.append(lg.float())
+        cams.append(class_activation_map(feats, teacher.head_weight, labels[i : i + batch]).float())
+    return torch.cat(logits), torch.cat(cams)
+
+
+def _batches(n: int, batch: int, rng: np.random.Generator, ctx: DistContext) -> list[np.ndarray]:
+    order = rng.permutation(n)
+    per_rank = len(order) // ctx.world_size if ctx.enabled else len(order)
+    mine = order[ctx.rank :: ctx.world_size][:per_rank] if ctx.enabled else order
+    return [mine[i : i + batch] for i in range(0, len(mine), batch) if len(mine[i : i + batch])]
+
+
+def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Exposure and noise jitter; geometry is left alone so the boxes stay exact."""
+    gamma = torch.exp(torch.randn(x.shape[0], 1, 1, 1, generator=gen) * 0.15)
+    noise = torch.randn(x.shape, generator=gen) * 0.02
+    return (x.clamp_min(0).pow(gamma) + noise).clamp(0, 1)
+
+
+def train(
+    config: TrainConfig,
+    *,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    resume: bool = True,
+) -> TrainResult:
+    """Train a teacher (on crops) or a student (distilled on full images) and save it."""
+    device = choose_device(config.device)
+    ctx = init_distributed(device)
+    try:
+        return _train(config, device, ctx, progress, cancel, resume)
+    finally:
+        shutdown_distributed(ctx)
+
+
+def _train(
+    config: TrainConfig,
+    device: torch.device,
+    ctx: DistContext,
+    progress: Progress | None,
+    cancel: threading.Event | None,
+    resume: bool,
+) -> TrainResult:
+    seed_everything(config.seed)
+    out = Path(config.out)
+    is_student = config.kind == "student"
+    train_cases, val_cases = _load_split(config, "train"), _load_split(config, "val")
+    train_data, val_data = _to_data(config, train_cases), _to_data(config, val_cases)
+
+    model = create_model(config.model.key, **config.model.kwargs).to(device)
+    cuda = device.type == "cuda"
+    if cuda:
+        model = model.to(memory_format=torch.channels_last)
+    net: nn.Module = _TrainForward(model)
+    if ctx.enabled:
+        net = nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if cuda and device.index is not None else None
+        )
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    scaler = torch.amp.GradScaler("cuda", enabled=cuda and config.amp)
+
+    teacher_card = None
+    objective: DistillObjective | None = None
+    if is_student:
+        teacher, teacher_card = load_model(config.teacher or "", device="cpu")
+        t_logits, t_cams = teacher_targets(
+            teacher, _teacher_inputs(config, train_cases, None), train_data.labels
+        )
+        w = config.loss
+        objective = DistillObjective(
+            alpha_cls=w.cls,
+            beta_dist=w.dist,
+            gamma_attn=w.attn,
+            delta_outside=w.outside,
+            temperature=w.temperature,
+        )
+
+    start_epoch, best, history, stale, best_epoch = 0, None, [], 0, 0
+    best_state: dict[str, torch.Tensor] | None = None
+    ckpt_dir = out / "checkpoint"
+    if resume:
+        restored = load_checkpoint(ckpt_dir, model, optimizer)
+        if restored is not None:
+            saved, best_state = restored
+            start_epoch, history, stale = saved["epoch"] + 1, saved["history"], saved["stale"]
+            best = tuple(saved["best"]) if saved["best"] else None
+            best_epoch = saved["best_epoch"]
+            logger.info("resumed from epoch %d", start_epoch)
+
+    total_steps = config.epochs
+    stopped_early = False
+    for epoch in range(start_epoch, config.epochs):
+        if cancel is not None and cancel.is_set():
+            break
+        lr = config.lr * 0.5 * (1 + np.cos(np.pi * epoch / config.epochs))
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        rng = np.random.default_rng([config.seed, epoch])
+        gen = torch.Generator().manual_seed(config.seed * 1000 + epoch)
+        net.train()
+        x_all = _teacher_inputs(config, train_cases, rng) if not is_student else train_data.inputs
+        losses: list[float] = []
+        for idx_np in _batches(len(x_all), config.batch_size, rng, ctx):
+            idx = torch.from_numpy(idx_np)
+            x = _augment(x_all[idx], gen).to(device)
+            y = train_data.labels[idx].to(device)
+            if cuda:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device_type=device.type, enabled=cuda and config.amp):
+                logits, cams = net(x, y)
+                if objective is None:
+                    loss = F.cross_entropy(logits, y)
+                else:
+                    loss = objective(
+                        logits,
+                        y,
+                        teacher_logits=t_logits[idx].to(device),
+                        student_cam=cams,
+                        teacher_cam=t_cams[idx].to(device),
+                        boxes=train_data.boxes[idx].to(device),
+                        input_size=(config.input_size, config.input_size),
+                    ).total
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            losses.append(float(loss.detach()))
+        sync_buffers(model, ctx)
+        val_x = _teacher_inputs(config, val_cases, None) if not is_student else val_data.inputs
+        val_logits = predict_logits(model, val_x, device)
+        acc = all_reduce_mean(float((val_logits.argmax(1) == val_data.labels).float().mean()), ctx)
+        nll = all_reduce_mean(float(F.cross_entropy(val_logits, val_data.labels)), ctx)
+        row = {
+            "epoch": epoch,
+            "lr": lr,
+            "train_loss": float(np.mean(losses)),
+            "val_acc": acc,
+            "val_nll": nll,
+        }
+        history.append(row)
+        logger.info("epoch %d %s", epoch, row)
+        score = (round(acc, 6), -nll)
+        if best is None or score > best:
+            best, stale, best_epoch = score, 0, epoch
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            stale += 1
+        if ctx.is_main:
+            save_checkpoint(
+                ckpt_dir,
+                model,
+                optimizer,
+                {
+                    "epoch": epoch,
+                    "history": history,
+                    "stale": stale,
+                    "best": list(best) if best else None,
+                    "best_epoch": best_epoch,
+                },
+                best_state,
+            )
+        if progress is not None:
+            progress((epoch + 1) / total_steps)
+        if stale >= config.patience:
+            stopped_early = True
+            break
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    card = _finish(config, model, len(train_cases), val_cases, teacher_card, history, ctx)
+    return TrainResult(
+        out / "model", card, tuple(history), best_epoch, stopped_early, state_digest(model)
+    )
+
+
+def state_digest(model: nn.Module) -> str:
+    """SHA-256 over every tensor of the state dict, in key order."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for key, value in sorted(model.state_dict().items()):
+        h.update(key.encode())
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+class _TrainForward(nn.Module):
+    """Logits and the true-class Grad-CAM in one forward, so DDP sees every parameter use."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats, logits = self.model.forward_with_features(x)
+        return logits, class_activation_map(feats, self.model.head_weight, labels)
+
+
+@torch.no_grad()
+def predict_logits(
+    model: nn.Module, x: torch.Tensor, device: torch.device, batch: int = 64
+) -> torch.Tensor:
+    """Eval-mode logits for a whole tensor of inputs, on the CPU, float32."""
+    was = model.training
+    model.eval()
+    try:
+        return torch.cat(
+            [model(x[i : i + batch].to(device)).float().cpu() for i in range(0, len(x), batch)]
+        )
+    finally:
+        model.train(was)
+
+
+def _finish(
+    config: TrainConfig,
+    model: nn.Module,
+    n_train: int,
+    val_cases: LoadedCases,
+    teacher_card: ModelCard | None,
+    history: list[dict[str, float]],
+    ctx: DistContext,
+) -> ModelCard:
+    from sos_core.distill.evaluation import evaluate_loaded
+
+    out = Path(config.out)
+    model = model.cpu().to(memory_format=torch.contiguous_format)
+    report = evaluate_loaded(model, config, val_cases, temperature=None, fit_temperature=True)
+    scheme = get_scheme()
+    size = config.crop_size if config.kind == "teacher" else config.input_size
+    card = ModelCard(
+        name=f"sos-{config.kind}",
+        architecture=config.model.key,
+        kwargs=dict(config.model.kwargs),
+        input_size=(size, size),
+        stage_scheme=scheme.id,
+        stage_names=scheme.names,
+        version=config.version or f"{config.kind}-{time.strftime('%Y%m%d-%H%M%S')}",
+        preprocessing={
+            "id": PREPROCESSING_ID,
+            "input": "crop" if config.kind == "teacher" else "full",
+            "crop_context": config.crop_context,
+        },
+        temperature=report["temperature"],
+        training_data={
+            "dataset": Path(config.dataset).name,
+            "generator": _dataset_generator(config.dataset),
+            "train_cases": n_train,
+            "modalities": list(config.modalities),
+            "synthetic": True,
+        },
+        metrics={"validation": report["metrics"]},
+        parent_version=None,
+        modalities=config.modalities,
+        intended_use=(
+            "Research and demonstration only. Trained on synthetic phantoms (sos_core.phantom), "
+            "not on patient images; not a clinical device. Every prediction needs an expert's "
+            "review."
+        ),
+        licence="MIT",
+        origin=(
+            f"sos_core {__version__} train ({config.kind}); teacher "
+            f"{teacher_card.version if teacher_card else 'none'}"
+        ),
+    )
+    if not ctx.is_main:
+        return card
+    saved = save_model(out / "model", model, card, overwrite=True)
+    save_config(config, out)
+    (out / "history.json").write_text(json.dumps(history, indent=1))
+    return saved
+
+
+def _dataset_generator(dataset: str) -> dict[str, Any]:
+    path = Path(dataset) / "dataset.json"
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {k: info[k] for k in ("generator", "version", "seed") if k in info}

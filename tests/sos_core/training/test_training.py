@@ -1,0 +1,94 @@
+"""Teacher and student training runs: outputs, determinism, resume, calibration."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from sos_core.distill.config import config_from_dict, load_config
+from sos_core.distill.training import train
+from sos_core.errors import ParameterError
+from sos_core.models.model_file import load_model
+from tests.sos_core.training.conftest import student_config, teacher_config
+
+
+@pytest.fixture(scope="module")
+def trained_teacher(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("teacher")
+    train(config_from_dict(teacher_config(tiny_dataset, out, epochs=6)))
+    return out
+
+
+def test_teacher_run_writes_model_config_and_history(trained_teacher: Path) -> None:
+    model, card = load_model(trained_teacher / "model")
+    assert card.architecture == "teacher"
+    assert card.preprocessing["input"] == "crop"
+    assert card.temperature > 0
+    assert "synthetic" in card.training_data
+    assert "not a clinical device" in card.intended_use
+    saved = load_config(trained_teacher / "config.json")
+    assert saved.kind == "teacher"
+    history = json.loads((trained_teacher / "history.json").read_text())
+    assert [h["epoch"] for h in history] == list(range(len(history)))
+    # the bars inside the box are easy: the teacher must learn them
+    assert card.metrics["validation"]["accuracy"] >= 0.75
+
+
+def test_same_seed_gives_identical_weights(tiny_dataset: Path, tmp_path: Path) -> None:
+    cards = [
+        train(config_from_dict(teacher_config(tiny_dataset, tmp_path / f"r{i}", epochs=1))).card
+        for i in range(2)
+    ]
+    assert cards[0].weights_sha256 == cards[1].weights_sha256
+    other = train(
+        config_from_dict(teacher_config(tiny_dataset, tmp_path / "r2", epochs=1, seed=7))
+    ).card
+    assert other.weights_sha256 != cards[0].weights_sha256
+
+
+def test_interrupted_run_resumes_to_the_same_model(tiny_dataset: Path, tmp_path: Path) -> None:
+    cfg = config_from_dict(teacher_config(tiny_dataset, tmp_path / "run", epochs=3, patience=50))
+    stop = threading.Event()
+
+    def cancel_after_two(fraction: float) -> None:
+        if fraction >= 2 / 3:
+            stop.set()
+
+    first = train(cfg, progress=cancel_after_two, cancel=stop)
+    assert [h["epoch"] for h in first.history] == [0, 1]
+    resumed = train(cfg)
+    assert [h["epoch"] for h in resumed.history] == [0, 1, 2]
+    straight = train(cfg.replace(out=str(tmp_path / "straight")))
+    assert resumed.history == straight.history
+    assert resumed.card.weights_sha256 == straight.card.weights_sha256
+
+
+def test_student_distillation_runs_all_terms(
+    tiny_dataset: Path, trained_teacher: Path, tmp_path: Path
+) -> None:
+    cfg = student_config(tiny_dataset, tmp_path / "student", trained_teacher / "model", epochs=2)
+    result = train(config_from_dict(cfg))
+    model, card = load_model(result.model_dir)
+    assert card.architecture == "student"
+    assert card.preprocessing["input"] == "full"
+    assert "pointing_game" in card.metrics["validation"]
+    assert "teacher test-teacher" in card.origin
+
+
+def test_student_needs_a_teacher(tiny_dataset: Path, tmp_path: Path) -> None:
+    cfg = teacher_config(tiny_dataset, tmp_path, kind="student")
+    with pytest.raises(ParameterError, match="teacher"):
+        config_from_dict(cfg)
+
+
+def test_unknown_config_key_is_named(tiny_dataset: Path, tmp_path: Path) -> None:
+    with pytest.raises(ParameterError, match="learning_rate"):
+        config_from_dict({**teacher_config(tiny_dataset, tmp_path), "learning_rate": 1})
+
+
+def test_dataset_without_manifest_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ParameterError, match="manifest"):
+        train(config_from_dict(teacher_config(tmp_path, tmp_path / "out")))
