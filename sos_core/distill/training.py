@@ -300,7 +300,7 @@ def _train(
 
     if best_state is not None:
         model.load_state_dict(best_state)
-    card = _finish(config, model, len(train_cases), val_cases, teacher_card, history, ctx)
+    card = _finish(config, model, train_cases, val_cases, teacher_card, history, ctx)
     return TrainResult(
         out / "model", card, tuple(history), best_epoch, stopped_early, state_digest(model)
     )
@@ -347,7 +347,7 @@ def predict_logits(
 def _finish(
     config: TrainConfig,
     model: nn.Module,
-    n_train: int,
+    train_cases: LoadedCases,
     val_cases: LoadedCases,
     teacher_card: ModelCard | None,
     history: list[dict[str, float]],
@@ -377,11 +377,14 @@ def _finish(
         training_data={
             "dataset": Path(config.dataset).name,
             "generator": _dataset_generator(config.dataset),
-            "train_cases": n_train,
+            "train_cases": len(train_cases),
             "modalities": list(config.modalities),
             "synthetic": True,
         },
-        metrics={"validation": report["metrics"]},
+        metrics={
+            "validation": report["metrics"],
+            **_review_section(model, config, train_cases, val_cases),
+        },
         parent_version=None,
         modalities=config.modalities,
         intended_use=(
@@ -401,6 +404,42 @@ def _finish(
     save_config(config, out)
     (out / "history.json").write_text(json.dumps(history, indent=1))
     return saved
+
+
+@torch.no_grad()
+def pooled_features(model: nn.Module, x: torch.Tensor, batch: int = 64) -> np.ndarray:
+    """Global-average-pooled target-layer features (N x K), eval mode, on the CPU."""
+    was = model.training
+    model.eval()
+    try:
+        out = [
+            model.forward_with_features(x[i : i + batch])[0].float().mean(dim=(2, 3))
+            for i in range(0, len(x), batch)
+        ]
+    finally:
+        model.train(was)
+    return torch.cat(out).numpy()
+
+
+def _review_section(
+    model: nn.Module, config: TrainConfig, train_cases: LoadedCases, val_cases: LoadedCases
+) -> dict[str, Any]:
+    """Students only: the reference statistics behind the review flags (inference.flags)."""
+    if config.kind != "student":
+        return {}
+    from sos_core.inference.review_stats import fit_review_stats
+
+    train_x = torch.from_numpy(train_cases.inputs).unsqueeze(1)
+    val_x = torch.from_numpy(val_cases.inputs).unsqueeze(1)
+    review = fit_review_stats(
+        pooled_features(model, train_x),
+        train_cases.labels,
+        pooled_features(model, val_x),
+        np.concatenate([train_cases.boxes, val_cases.boxes]),
+        config.input_size,
+        model.head_weight.shape[0],
+    )
+    return {"review": review}
 
 
 def _dataset_generator(dataset: str) -> dict[str, Any]:

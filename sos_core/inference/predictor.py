@@ -1,0 +1,158 @@
+"""`Predictor`: a model folder, a device, and `predict(study)` → `Prediction`.
+
+One forward pass gives the logits, the pooled features (for the unsuitable-image check) and the
+Grad-CAM of the predicted stage (closed form for the GAP + linear head, DESIGN.md). Inputs are
+prepared by `sos_core.preprocess`, the very function training uses.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from sos_core.device import choose_device, configure_cpu_threads
+from sos_core.errors import ModelFormatError
+from sos_core.explain.grad_cam import class_activation_map, normalise_maps
+from sos_core.inference.flags import attention_summary, image_problem, review_flags
+from sos_core.inference.prediction import Prediction
+from sos_core.inference.review_stats import ReviewStats
+from sos_core.models.model_file import load_model
+from sos_core.preprocess import Letterbox, image_from_study, normalise_intensity, prepare_image
+
+if TYPE_CHECKING:
+    from sos_core.imaging.study import Study
+
+logger = logging.getLogger(__name__)
+
+MODEL_ENV = "SOS_MODEL_DIR"
+
+
+def default_model_dir() -> Path:
+    """$SOS_MODEL_DIR, else the embedded student in resources/models/student."""
+    from resources import resource_path
+
+    env = os.environ.get(MODEL_ENV)
+    return Path(env) if env else resource_path("models/student")
+
+
+class Predictor:
+    """Stage predictions with Grad-CAM and review flags. Thread-safe (one call at a time)."""
+
+    def __init__(
+        self,
+        model_dir: str | Path | None = None,
+        device: str | None = None,
+        *,
+        threads: int | None = None,
+        warm_up: bool = True,
+    ) -> None:
+        self.model_dir = Path(model_dir) if model_dir is not None else default_model_dir()
+        self.device = choose_device(device)
+        if self.device.type == "cpu":
+            configure_cpu_threads(threads)
+        self.model, self.card = load_model(self.model_dir, device=self.device)
+        if self.card.preprocessing.get("input") == "crop":
+            raise ModelFormatError(
+                f"{self.model_dir.name} is a crop teacher; predictions need a full-image student.",
+                path=self.model_dir,
+            )
+        if self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.size = int(self.card.input_size[0])
+        self.stats = ReviewStats.from_card(self.card.metrics.get("review"))
+        self._lock = threading.Lock()
+        if warm_up:
+            self._forward(np.zeros((self.size, self.size), np.float32))
+
+    @property
+    def version(self) -> str:
+        """The card's version with the weights' SHA-256 prefix, as shown with every prediction."""
+        return f"{self.card.version}+{self.card.weights_sha256[:8]}"
+
+    def _forward(self, image01: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(calibrated probabilities, pooled features, [0,1] map at input size) for one input."""
+        x = torch.from_numpy(np.ascontiguousarray(image01))[None, None].to(self.device)
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with self._lock, torch.inference_mode():
+            feats, logits = self.model.forward_with_features(x)
+            probs = torch.softmax(logits.float() / self.card.temperature, dim=1)
+            chosen = probs.argmax(dim=1)
+            cam = class_activation_map(feats, self.model.head_weight, chosen).float()
+            cam = F.interpolate(
+                cam[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False
+            )[:, 0]
+            cam = normalise_maps(cam)
+            pooled = feats.float().mean(dim=(2, 3))
+        return probs[0].cpu().numpy(), pooled[0].cpu().numpy(), cam[0].cpu().numpy()
+
+    def predict(self, study: Study, slice: int | None = None) -> Prediction:  # noqa: A002
+        """Predict the stage of a study (a volume's automatic mid-sagittal slice by default)."""
+        image, index = image_from_study(study, slice)
+        return self.predict_image(image, slice_index=index)
+
+    def predict_image(self, pixels: np.ndarray, *, slice_index: int | None = None) -> Prediction:
+        """Predict the stage of one 2-D image in modality units."""
+        start = time.perf_counter()
+        inp, lb = prepare_image(pixels, self.size)
+        probs, pooled, cam_in = self._forward(inp)
+        attention = attention_summary(cam_in, self.stats)
+        ood = self.stats.ood_score(pooled) if self.stats is not None else None
+        flags, messages = review_flags(
+            probs,
+            attention,
+            ood,
+            image_problem(normalise_intensity(pixels)),
+            self.stats,
+            self.card.stage_names,
+        )
+        stage = int(np.argmax(probs))
+        return Prediction(
+            stage=stage,
+            stage_name=self.card.stage_names[stage],
+            probabilities=tuple(float(p) for p in probs),
+            model_version=self.version,
+            device=self.device.type,
+            cam=cam_to_image(cam_in, lb, pixels.shape),
+            box=self._suggest_box(attention.peak, lb),
+            slice_index=slice_index,
+            flags=flags,
+            messages=messages,
+            seconds=time.perf_counter() - start,
+            extra={
+                "ood_score": ood,
+                "region_mass": attention.region_mass,
+                "compactness": attention.compactness,
+            },
+        )
+
+    def _suggest_box(
+        self, peak: tuple[float, float], lb: Letterbox
+    ) -> tuple[float, float, float, float]:
+        """A box of the typical SOS size, centred on the map's peak, in image pixels."""
+        w, h = (
+            (self.stats.box_size * self.size) if self.stats is not None else (0.12 * self.size,) * 2
+        )
+        x, y = peak
+        return tuple(
+            float(v) for v in lb.box_to_image((x - w / 2, y - h / 2, x + w / 2, y + h / 2))
+        )
+
+
+def cam_to_image(cam_in: np.ndarray, lb: Letterbox, shape: tuple[int, ...]) -> np.ndarray:
+    """Cut the letterbox padding off an input-size map and resize it to the image's pixels."""
+    h, w = shape[:2]
+    y0, x0 = round(lb.pad_y), round(lb.pad_x)
+    y1, x1 = y0 + max(1, round(h * lb.scale)), x0 + max(1, round(w * lb.scale))
+    inner = cam_in[y0:y1, x0:x1]
+    out = cv2.resize(inner, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)

@@ -1,0 +1,110 @@
+"""Reference statistics that let a prediction say when it needs an expert's eye.
+
+Fitted once, at the end of student training, from the training and validation cases, and
+stored in the model card's `review` section (plain JSON, no pickle):
+
+- where the SOS lies in model-input coordinates (centre mean / spread, typical box size), so a
+  map whose mass is elsewhere is "attention off target" and a suggested box has a sensible size;
+- the distribution of the pooled features of in-distribution images (class means and a shared
+  diagonal variance), so an image far from all of them is "unsuitable" (Lee et al. 2018,
+  Mahalanobis OOD score, diagonal form);
+- thresholds for low confidence and "between stages".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+DEFAULTS = {
+    "low_confidence": 0.6,  # top calibrated probability below this → low_confidence
+    "between_margin": 0.2,  # two adjacent best stages closer than this → between_stages
+    "min_region_mass": 0.35,  # CAM mass share inside the expected SOS region
+    "min_compactness": 0.45,  # CAM mass share in the peak's connected component
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewStats:
+    """The card's `review` section as arrays. Coordinates are fractions of the model input."""
+
+    low_confidence: float
+    between_margin: float
+    min_region_mass: float
+    min_compactness: float
+    region_center: np.ndarray  # (2,) x, y
+    region_spread: np.ndarray  # (2,) sd of the centre, x, y
+    box_size: np.ndarray  # (2,) median w, h
+    feature_means: np.ndarray  # (C, K)
+    feature_var: np.ndarray  # (K,)
+    ood_threshold: float
+
+    @classmethod
+    def from_card(cls, review: Any) -> ReviewStats | None:
+        if not review or "feature_means" not in review:
+            return None
+        return cls(
+            low_confidence=float(review.get("low_confidence", DEFAULTS["low_confidence"])),
+            between_margin=float(review.get("between_margin", DEFAULTS["between_margin"])),
+            min_region_mass=float(review.get("min_region_mass", DEFAULTS["min_region_mass"])),
+            min_compactness=float(review.get("min_compactness", DEFAULTS["min_compactness"])),
+            region_center=np.asarray(review["region_center"], np.float64),
+            region_spread=np.asarray(review["region_spread"], np.float64),
+            box_size=np.asarray(review["box_size"], np.float64),
+            feature_means=np.asarray(review["feature_means"], np.float64),
+            feature_var=np.asarray(review["feature_var"], np.float64),
+            ood_threshold=float(review["ood_threshold"]),
+        )
+
+    def ood_score(self, pooled: np.ndarray) -> float:
+        """Distance of one pooled feature vector to the nearest class mean (diagonal form)."""
+        d = ((pooled[None, :] - self.feature_means) ** 2 / self.feature_var).mean(axis=1)
+        return float(np.sqrt(d.min()))
+
+
+def fit_review_stats(
+    pooled_train: np.ndarray,
+    labels_train: np.ndarray,
+    pooled_val: np.ndarray,
+    boxes_input: np.ndarray,
+    input_size: int,
+    num_classes: int,
+) -> dict[str, Any]:
+    """The card's `review` section from pooled features (N x K) and true boxes (input px)."""
+    means = np.stack(
+        [
+            pooled_train[labels_train == c].mean(axis=0)
+            if np.any(labels_train == c)
+            else pooled_train.mean(axis=0)
+            for c in range(num_classes)
+        ]
+    )
+    resid = pooled_train - means[labels_train]
+    var = resid.var(axis=0) + 1e-6 * (pooled_train.var(axis=0).mean() + 1e-12)
+    stats = ReviewStats(
+        **{k: float(v) for k, v in DEFAULTS.items()},
+        region_center=np.zeros(2),
+        region_spread=np.ones(2),
+        box_size=np.ones(2),
+        feature_means=means,
+        feature_var=var,
+        ood_threshold=0.0,
+    )
+    val_scores = np.array([stats.ood_score(p) for p in pooled_val])
+    # Generous: the 99.5th percentile of clean validation images, with 25 % headroom.
+    threshold = float(np.percentile(val_scores, 99.5) * 1.25) if len(val_scores) else 1e9
+    b = boxes_input / input_size
+    centres = np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2], axis=1)
+    sizes = np.stack([b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], axis=1)
+    return {
+        **DEFAULTS,
+        "region_center": centres.mean(axis=0).round(5).tolist(),
+        "region_spread": np.maximum(centres.std(axis=0), 0.02).round(5).tolist(),
+        "box_size": np.median(sizes, axis=0).round(5).tolist(),
+        "feature_means": means.astype(np.float32).round(6).tolist(),
+        "feature_var": var.astype(np.float32).tolist(),
+        "ood_threshold": round(threshold, 5),
+        "ood_val_p50": round(float(np.median(val_scores)), 5) if len(val_scores) else None,
+    }
