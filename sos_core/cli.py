@@ -21,6 +21,7 @@ logger = logging.getLogger("sos_core.cli")
 # Order is the order shown by `sos --help`.
 COMMAND_MODULES = (
     "sos_core.commands.inspect",
+    "sos_core.commands.predict",
     "sos_core.commands.phantom",
     "sos_core.commands.train",
     "sos_core.commands.evaluate",

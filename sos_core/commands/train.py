@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from sos_core.errors import ParameterError
@@ -89,7 +90,8 @@ def run_preset(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bar(total: int):  # noqa: ANN202 - a progress callback
+def _bar(total: int) -> Callable[[float], None]:
+    """A tqdm bar on stderr driven by a fraction-done callback."""
     from tqdm import tqdm
 
     bar = tqdm(total=total, unit="epoch", file=sys.stderr, leave=False)

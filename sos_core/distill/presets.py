@@ -1,0 +1,119 @@
+"""Named end-to-end recipes: phantom data → teacher → student → evaluation → model folders.
+
+`sos train --preset default` regenerates the embedded models in resources/models/ from the
+phantom with fixed seeds. Presets are data (a dict per preset), not code paths.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sos_core.distill.config import config_from_dict
+from sos_core.errors import UnknownNameError
+
+logger = logging.getLogger(__name__)
+
+ProgressFactory = Callable[[int], Callable[[float], None]]
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {
+        "phantom": {"count": 1000, "modalities": ["slice", "ceph"], "seed": 2025, "size": 256},
+        "teacher": {
+            "model": {"key": "teacher", "kwargs": {"width": 0.75}},
+            "crop_size": 64,
+            "crop_context": 1.5,
+            "box_jitter": 0.12,
+            "epochs": 30,
+            "patience": 8,
+            "batch_size": 64,
+            "lr": 3e-3,
+            "seed": 0,
+            "version": "teacher-phantom-1.0",
+        },
+        "student": {
+            "model": {"key": "student", "kwargs": {"width": 1.0}},
+            "input_size": 256,
+            "crop_size": 64,
+            "crop_context": 1.5,
+            "epochs": 30,
+            "patience": 8,
+            "batch_size": 32,
+            "lr": 3e-3,
+            "seed": 0,
+            "loss": {"cls": 1.0, "dist": 1.0, "attn": 2.0, "outside": 0.5, "temperature": 3.0},
+            "version": "student-phantom-1.0",
+        },
+    },
+}
+
+
+def get_preset(name: str) -> dict[str, Any]:
+    if name not in PRESETS:
+        raise UnknownNameError(f"unknown preset {name!r}; known presets: {', '.join(PRESETS)}.")
+    return PRESETS[name]
+
+
+def run_preset(
+    name: str,
+    *,
+    work: Path,
+    out: Path | None = None,
+    device: str | None = None,
+    progress_factory: ProgressFactory | None = None,
+) -> dict[str, Path]:
+    """Generate the data, train teacher and student, evaluate, and install the model folders."""
+    from resources import resource_path
+    from sos_core.distill.evaluation import evaluate_model_dir, write_report
+    from sos_core.distill.training import train
+    from sos_core.phantom.dataset import generate_dataset
+
+    preset = get_preset(name)
+    work.mkdir(parents=True, exist_ok=True)
+    data = work / "data"
+    ph = preset["phantom"]
+    if not (data / "manifest.jsonl").is_file():
+        generate_dataset(
+            data,
+            count=ph["count"],
+            modalities=tuple(ph["modalities"]),
+            seed=ph["seed"],
+            size=ph["size"],
+        )
+    common = {"dataset": str(data), "modalities": ph["modalities"], "device": device or "auto"}
+    teacher_cfg = config_from_dict(
+        {"kind": "teacher", "out": str(work / "teacher"), **common, **preset["teacher"]}
+    )
+    bar = progress_factory(teacher_cfg.epochs) if progress_factory else None
+    teacher = train(teacher_cfg, progress=bar)
+    student_cfg = config_from_dict(
+        {
+            "kind": "student",
+            "out": str(work / "student"),
+            "teacher": str(teacher.model_dir),
+            **common,
+            **preset["student"],
+        }
+    )
+    bar = progress_factory(student_cfg.epochs) if progress_factory else None
+    student = train(student_cfg, progress=bar)
+    reports = {}
+    for role, folder in (("teacher", teacher.model_dir), ("student", student.model_dir)):
+        report, _ = evaluate_model_dir(folder, data, split="test")
+        write_report(report, work / f"{role}-test")
+        reports[role] = report["metrics"]
+    (work / "summary.json").write_text(json.dumps(reports, indent=2))
+    target = out or resource_path("models")
+    installed = {}
+    for role, folder in (("teacher", teacher.model_dir), ("student", student.model_dir)):
+        dest = target / role
+        if dest.exists():
+            shutil.rmtree(dest)
+        shutil.copytree(folder, dest)
+        installed[role] = dest
+    logger.info("installed %s", installed)
+    return installed
