@@ -95,6 +95,10 @@ class ModelError(SosError):
         self.path = Path(path) if path is not None else None
 
 
+class ModelNotFound(ModelError, FileNotFoundError):
+    """The model folder, its card or its weight file does not exist."""
+
+
 class ModelIntegrityError(ModelError, ValueError):
     """The weights' SHA-256 does not match the model card: the files were changed or damaged."""
 
@@ -121,20 +125,88 @@ class UnknownNameError(SosError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+# --- review store ----------------------------------------------------------------------------
+
+
+class StoreError(SosError):
+    """The review store could not be opened or could not do what was asked."""
+
+    def __init__(self, message: str, *, path: str | Path | None = None) -> None:
+        super().__init__(message)
+        self.path = Path(path) if path is not None else None
+
+
+class NotAStore(StoreError, ValueError):
+    """The file is not an SOS Review store (another program's file or database); left untouched."""
+
+
+class CorruptStore(StoreError, ValueError):
+    """The store file is truncated or damaged; left untouched."""
+
+
+class StoreTooNew(StoreError, RuntimeError):
+    """The store was written by a newer SOS Review; this version refuses to change it."""
+
+
+class StoreOnNetworkDrive(StoreError, OSError):
+    """The store folder is on a network or remote file system, where SQLite can lose data."""
+
+
+class StoreBusy(StoreError, TimeoutError):
+    """Another window or process kept the store locked for longer than the retry budget."""
+
+
+class StoreConfigError(StoreError, RuntimeError):
+    """SQLite did not accept a setting the store's durability depends on (WAL, FULL sync, ...)."""
+
+
+class StoreSecretMissing(StoreError, FileNotFoundError):
+    """The store's pseudonymisation key file beside the database is missing or does not match."""
+
+
+class CaseNotFound(StoreError, LookupError):
+    """No case (or label, or prediction) with the given id exists in the store."""
+
+
+class LabelRejected(StoreError, ValueError):
+    """A label was refused because one of its fields is missing or out of range."""
+
+
+class BurnedInAnnotation(StoreError, ValueError):
+    """The image may show burned-in patient identifiers and needs an expert's confirmation."""
+
+
+class BlobCorrupt(StoreError, ValueError):
+    """A stored pixel file does not match its SHA-256 name: the disk content was damaged."""
+
+
 __all__ = [
+    "BlobCorrupt",
+    "BurnedInAnnotation",
+    "CaseNotFound",
     "CorruptFile",
+    "CorruptStore",
     "DecoderCrashed",
     "ImageTooLarge",
     "ImagingError",
     "InconsistentSeries",
+    "LabelRejected",
     "ModelError",
     "ModelFormatError",
     "ModelIntegrityError",
+    "ModelNotFound",
     "NoImagesFound",
+    "NotAStore",
     "NotAnImage",
     "ParameterError",
     "SeriesNotChosen",
     "SosError",
+    "StoreBusy",
+    "StoreConfigError",
+    "StoreError",
+    "StoreOnNetworkDrive",
+    "StoreSecretMissing",
+    "StoreTooNew",
     "StudyNotFound",
     "UnknownNameError",
     "UnsafeModelFile",
