@@ -1,0 +1,192 @@
+"""Background work for the GUI: QThreadPool runnables that report only through queued signals.
+
+A task function is plain Python: `fn(progress, cancel) -> result`, where `progress(fraction)`
+may be called from the worker thread and `cancel` is a `threading.Event` the function polls.
+The runnable never touches a widget; its result, error, progress and cancellation reach the GUI
+thread as signals of a `Task` that lives there (napari `_qt/qt_viewer.py` `ensure_main_thread`).
+
+Thread affinity: create and connect `Task`s on the GUI thread only.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[float], None]
+TaskFn = Callable[[Progress, threading.Event], Any]
+
+# Every task not yet finished; tests use it to fail on dangling work (tests/sos_desktop/conftest).
+_LIVE: weakref.WeakSet[Task] = weakref.WeakSet()
+_KEEP: set[Task] = set()  # strong refs until the finishing signal is delivered
+
+
+class Cancelled(Exception):  # noqa: N818 - it is a state, like asyncio.CancelledError
+    """Raised by a task function that saw its cancel event set."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskError:
+    """A failure relayed from a worker: the exception and its formatted traceback."""
+
+    task_name: str
+    exception: BaseException
+    traceback_text: str
+
+
+class _Relay(QObject):
+    """Emitted from the worker thread; lives on the GUI thread so delivery is queued there."""
+
+    progressed = Signal(float)
+    succeeded = Signal(object)
+    failed = Signal(object)
+    cancelled = Signal()
+
+
+class _Runnable(QRunnable):
+    def __init__(self, name: str, fn: TaskFn, relay: _Relay, cancel: threading.Event) -> None:
+        super().__init__()
+        self.setAutoDelete(True)
+        self._name, self._fn, self._relay, self._cancel = name, fn, relay, cancel
+
+    def run(self) -> None:
+        relay, cancel = self._relay, self._cancel
+
+        def progress(fraction: float) -> None:
+            relay.progressed.emit(float(min(1.0, max(0.0, fraction))))
+
+        try:
+            result = self._fn(progress, cancel)
+        except Cancelled:
+            relay.cancelled.emit()
+        except Exception as exc:  # noqa: BLE001 - worker boundary: every failure is relayed
+            relay.failed.emit(TaskError(self._name, exc, traceback.format_exc()))
+        else:
+            if cancel.is_set():
+                relay.cancelled.emit()
+            else:
+                relay.succeeded.emit(result)
+        finally:
+            # Drop references so a large Study is not kept alive by the pool's bookkeeping.
+            self._fn = _done
+            self._relay = None  # type: ignore[assignment]
+
+
+def _done(progress: Progress, cancel: threading.Event) -> None:
+    return None
+
+
+class Task(QObject):
+    """A unit of background work as seen from the GUI thread.
+
+    Signals (delivered on the GUI thread): `progressed(float)`, `succeeded(object)`,
+    `failed(TaskError)`, `cancelled()`, and `finished()` after any of the last three.
+    """
+
+    progressed = Signal(float)
+    succeeded = Signal(object)
+    failed = Signal(object)
+    cancelled = Signal()
+    finished = Signal()
+
+    def __init__(self, name: str, fn: TaskFn, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.name = name
+        self.cancel_event = threading.Event()
+        self._fn = fn
+        self._done = False
+        self._relay = _Relay()
+        queued = Qt.ConnectionType.QueuedConnection
+        self._relay.progressed.connect(self._on_progressed, queued)
+        self._relay.succeeded.connect(self._on_succeeded, queued)
+        self._relay.failed.connect(self._on_failed, queued)
+        self._relay.cancelled.connect(self._on_cancelled, queued)
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def start(self, pool: QThreadPool | None = None) -> Task:
+        """Queue the work on `pool` (the global pool by default); returns self."""
+        _LIVE.add(self)
+        _KEEP.add(self)
+        runnable = _Runnable(self.name, self._fn, self._relay, self.cancel_event)
+        self._fn = _done
+        (pool if pool is not None else QThreadPool.globalInstance()).start(runnable)
+        logger.debug("task %s started", self.name)
+        return self
+
+    def cancel(self) -> None:
+        """Ask the work to stop; `cancelled` follows once the function notices."""
+        self.cancel_event.set()
+
+    @Slot(float)
+    def _on_progressed(self, fraction: float) -> None:
+        if not self._done:
+            self.progressed.emit(fraction)
+
+    @Slot(object)
+    def _on_succeeded(self, result: object) -> None:
+        self._finish(self.succeeded, result)
+
+    @Slot(object)
+    def _on_failed(self, error: object) -> None:
+        self._finish(self.failed, error)
+
+    @Slot()
+    def _on_cancelled(self) -> None:
+        self._finish(self.cancelled)
+
+    def _finish(self, signal: Any, *args: object) -> None:
+        self._done = True
+        logger.debug("task %s finished", self.name)
+        try:
+            signal.emit(*args)
+            self.finished.emit()
+        finally:
+            _KEEP.discard(self)
+            # Unparent so a long session does not pile up finished tasks under their owner;
+            # Python references (if any) keep it alive, and then it goes.
+            self.setParent(None)
+
+
+def run_task(name: str, fn: TaskFn, *, pool: QThreadPool | None = None) -> Task:
+    """Create and start a task; connect to its signals right after (delivery is queued)."""
+    return Task(name, fn).start(pool)
+
+
+def check_cancel(cancel: threading.Event | None) -> None:
+    """Raise `Cancelled` if `cancel` is set; task functions call it between steps."""
+    if cancel is not None and cancel.is_set():
+        raise Cancelled
+
+
+def live_tasks() -> list[Task]:
+    """Tasks started and not yet finished (their result has not reached the GUI thread)."""
+    return [t for t in list(_LIVE) if not t.done]
+
+
+def wait_for_pool(timeout_ms: int = 5000, pool: QThreadPool | None = None) -> bool:
+    """Block until the pool's threads are idle (shutdown and tests only)."""
+    return (pool if pool is not None else QThreadPool.globalInstance()).waitForDone(timeout_ms)
+
+
+__all__ = [
+    "Cancelled",
+    "Progress",
+    "Task",
+    "TaskError",
+    "check_cancel",
+    "live_tasks",
+    "run_task",
+    "wait_for_pool",
+]
