@@ -14,6 +14,7 @@ from sos_core.errors import (
     CorruptFile,
     ImageTooLarge,
     ImagingError,
+    ParameterError,
     StudyNotFound,
 )
 from sos_core.imaging.limits import DEFAULT_LIMITS, LoadLimits
@@ -36,9 +37,15 @@ def open_study(
     series: for a folder holding several series, the `SeriesInfo.key` to open; without it the
         only image series is opened, or `SeriesNotChosen` lists the choices.
     spacing: pixel spacing (mm, row then column) for rasters, which carry none.
-    Raises a subclass of `ImagingError` and nothing else.
+    Raises a subclass of `ImagingError` for anything wrong with the file(s), and
+    `ParameterError` only for an invalid `spacing` argument.
     """
     p = Path(path)
+    if spacing is not None and (
+        len(spacing) != 2 or not all(isinstance(v, int | float) and 0 < v < 100 for v in spacing)
+    ):
+        # A caller's mistake, not the file's: say so instead of calling the file damaged.
+        raise ParameterError("pixel spacing must be two positive numbers of millimetres.")
     try:
         return _dispatch(p, series=series, spacing=spacing, limits=limits)
     except (ImagingError, ImportError):
