@@ -1,0 +1,1 @@
+"""Distillation: losses, evaluation metrics, and the teacher / student training loops."""
