@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "sos_core.commands.phantom",
     "sos_core.commands.train",
     "sos_core.commands.evaluate",
+    "sos_core.commands.retrain",
 )
 
 EXIT_OK = 0

@@ -51,6 +51,7 @@ class TrainConfig:
     crop_size: int = 64
     crop_context: float = 1.5
     box_jitter: float = 0.12
+    shift: float = 0.08  # students: random shift (± of the size) and zoom (± half of it)
     epochs: int = 40
     batch_size: int = 32
     lr: float = 3e-3
@@ -62,6 +63,7 @@ class TrainConfig:
     amp: bool = True  # mixed precision, CUDA only
     max_train_cases: int | None = None
     version: str = ""
+    init_from: str | None = None  # model folder whose weights start the run (fine-tuning)
 
     def __post_init__(self) -> None:
         if self.kind not in ("teacher", "student"):

@@ -70,20 +70,21 @@ def run_preset(
     from resources import resource_path
     from sos_core.distill.evaluation import evaluate_model_dir, write_report
     from sos_core.distill.training import train
-    from sos_core.phantom.dataset import generate_dataset
+    from sos_core.phantom.dataset import DatasetConfig, generate_dataset
 
     preset = get_preset(name)
     work.mkdir(parents=True, exist_ok=True)
     data = work / "data"
     ph = preset["phantom"]
     if not (data / "manifest.jsonl").is_file():
-        generate_dataset(
-            data,
+        cfg = DatasetConfig(
             count=ph["count"],
             modalities=tuple(ph["modalities"]),
             seed=ph["seed"],
             size=ph["size"],
+            workers=2,
         )
+        generate_dataset(cfg, data, force=True)
     common = {"dataset": str(data), "modalities": ph["modalities"], "device": device or "auto"}
     teacher_cfg = config_from_dict(
         {"kind": "teacher", "out": str(work / "teacher"), **common, **preset["teacher"]}

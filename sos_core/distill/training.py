@@ -148,6 +148,31 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return (x.clamp_min(0).pow(gamma) + noise).clamp(0, 1)
 
 
+def shift_and_zoom(
+    x: torch.Tensor, boxes: torch.Tensor, gen: torch.Generator, amount: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random translation (± amount of the size) and zoom (1 ± amount/2), boxes moved along.
+
+    Full images only: without it a student can memorise where things are in a few hundred
+    training images instead of learning what the synchondrosis looks like. No rotation, so the
+    crop squares stay axis-aligned and the teacher's maps stay valid.
+    """
+    b, _, h, w = x.shape
+    zoom = 1 + (torch.rand(b, generator=gen) * 2 - 1) * amount / 2
+    shift = (torch.rand(b, 2, generator=gen) * 2 - 1) * amount * 2  # normalised units
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0] = 1 / zoom
+    theta[:, 1, 1] = 1 / zoom
+    theta[:, :, 2] = shift
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    # input pixel p (edge coordinates) → output: ((p/S*2 - 1 - t) * zoom + 1) * S / 2
+    size = torch.tensor([w, h, w, h], dtype=boxes.dtype)
+    t = shift.repeat(1, 2)
+    moved = ((boxes / size * 2 - 1 - t) * zoom[:, None] + 1) * size / 2
+    return out, moved
+
+
 def train(
     config: TrainConfig,
     *,
@@ -178,7 +203,16 @@ def _train(
     train_cases, val_cases = _load_split(config, "train"), _load_split(config, "val")
     train_data, val_data = _to_data(config, train_cases), _to_data(config, val_cases)
 
-    model = create_model(config.model.key, **config.model.kwargs).to(device)
+    model = create_model(config.model.key, **config.model.kwargs)
+    if config.init_from:  # fine-tuning: start from saved weights of the very same architecture
+        init, init_card = load_model(config.init_from, device="cpu")
+        if (init_card.architecture, dict(init_card.kwargs)) != (
+            config.model.key,
+            config.model.kwargs,
+        ):
+            raise ParameterError("init_from holds a model of another architecture than `model`.")
+        model.load_state_dict(init.state_dict(), strict=True)
+    model = model.to(device)
     cuda = device.type == "cuda"
     if cuda:
         model = model.to(memory_format=torch.channels_last)
@@ -235,7 +269,11 @@ def _train(
         losses: list[float] = []
         for idx_np in _batches(len(x_all), config.batch_size, rng, ctx):
             idx = torch.from_numpy(idx_np)
-            x = _augment(x_all[idx], gen).to(device)
+            x = _augment(x_all[idx], gen)
+            boxes = train_data.boxes[idx]
+            if is_student and config.shift > 0:
+                x, boxes = shift_and_zoom(x, boxes, gen, config.shift)
+            x = x.to(device)
             y = train_data.labels[idx].to(device)
             if cuda:
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -250,7 +288,7 @@ def _train(
                         teacher_logits=t_logits[idx].to(device),
                         student_cam=cams,
                         teacher_cam=t_cams[idx].to(device),
-                        boxes=train_data.boxes[idx].to(device),
+                        boxes=boxes.to(device),
                         input_size=(config.input_size, config.input_size),
                     ).total
             optimizer.zero_grad(set_to_none=True)
