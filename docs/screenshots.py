@@ -4,10 +4,12 @@ Run it under a virtual display, from the repository root:
 
     xvfb-run -s "-screen 0 1600x1000x24" .venv/bin/python docs/screenshots.py [PATH]
 
-PATH defaults to the bundled sample (`resources/samples/`); while that is empty, a small
-synthetic demo (a lateral image and a CT series, no patient data) is written to a temporary
-folder instead. Settings live in a temporary INI file, so your own preferences are untouched.
-Screenshots go to `docs/screenshots/`.
+PATH defaults to the bundled sample (`resources/samples/`) when it holds cases; while it is
+empty, a small synthetic demo (a lateral image and a CT series, no patient data) is written to a
+temporary folder instead. The embedded model (`resources/models/student`) makes the predictions
+when it exists; without it the app shows its "no model" sentence and the review is done by hand.
+Settings and the review store live in a temporary folder, so your own preferences and labels are
+untouched. Screenshots go to `docs/screenshots/`.
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ from PySide6.QtCore import QEventLoop, QSettings, QTimer  # noqa: E402
 from PySide6.QtGui import QGuiApplication  # noqa: E402
 from PySide6.QtWidgets import QWidget  # noqa: E402
 
+from resources import resource_path  # noqa: E402
 from sos_desktop.app import build_app, sample_folder, startup_path  # noqa: E402
-from sos_desktop.dialogs import AboutDialog, ShortcutsDialog  # noqa: E402
+from sos_desktop.dialogs import ShortcutsDialog  # noqa: E402
 from sos_desktop.error_boundary import install_reporter  # noqa: E402
 from sos_desktop.main_window import MainWindow  # noqa: E402
+from sos_desktop.prediction_service import PredictionService  # noqa: E402
 from sos_desktop.settings import AppSettings  # noqa: E402
 from sos_desktop.settings_dialog import SettingsDialog  # noqa: E402
 
@@ -70,7 +74,7 @@ def save(widget: QWidget | None, name: str) -> Path:
         QGuiApplication.primaryScreen().grabWindow(0).save(str(path))
     else:
         widget.grab().save(str(path))
-    logger.info("saved %s", path.relative_to(ROOT))
+    logger.info("saved %s", path.name)
     return path
 
 
@@ -112,6 +116,68 @@ def demo_cases(folder: Path) -> Path:
     return folder
 
 
+def embedded_model() -> Path | None:
+    """The embedded student model folder, or None while it has not been trained."""
+    folder = resource_path("models/student")
+    return folder if (folder / "model.json").is_file() else None
+
+
+def make_window(settings: AppSettings) -> MainWindow:
+    """The app's window; the real Predictor on the embedded model when there is one."""
+    model = embedded_model()
+    if model is None:
+        logger.info("no embedded model yet: the screenshots show the app without predictions")
+        # a folder that does not exist: the app's own "no model" path, whatever $SOS_MODEL_DIR says
+        service = PredictionService(model_dir=settings.data_folder / "no-model")
+    else:
+        logger.info("predicting with the embedded model")
+        service = PredictionService(model_dir=model, device=settings.device)
+    return MainWindow(settings, prediction=service)
+
+
+def review(win: MainWindow, shown: list[str]) -> None:
+    """Confirm the first case, then correct it and undo the correction (04, 05)."""
+    saved: list[object] = []
+    win.review_panel.saved.connect(saved.append)
+    undone: list[object] = []
+    win.labels.undone.connect(undone.append)
+
+    def idle() -> bool:
+        return not win.opener.busy and not win.prediction.busy
+
+    def save_and_wait() -> None:
+        n_saved = len(saved)
+        panel = win.review_panel
+        if panel.burn_in.isVisible() and panel.burn_in.isEnabled():
+            panel.burn_in.setChecked(True)  # the demo images carry no identifiers
+        win.confirm_or_save()
+        wait_until(lambda: len(saved) > n_saved)
+        settle(100)  # the next case (if any) starts opening
+        wait_until(idle)
+
+    wait_until(lambda: win.sink is not None)  # the review store is open
+    assert win.case is not None
+    first = win.case.case_id
+    if win.review_panel.predicted_stage is None:
+        win.review_panel.choose_stage(2)
+    save_and_wait()
+    settle(600)
+    save(win, "04-after-save")
+    if win.case is not None and win.case.case_id != first:  # back to the confirmed case
+        n = len(shown)
+        win.open_case(first)
+        wait_until(lambda: len(shown) > n and not win.prediction.busy)
+    chosen = win.review_panel.selected_stage
+    win.review_panel.choose_stage(((chosen if chosen is not None else 2) + 1) % 4)
+    save_and_wait()  # a correction, superseding the confirmation
+    win.review_panel.undo()  # withdrawn by a new row that restores the confirmation
+    wait_until(lambda: bool(undone))
+    settle(100)
+    wait_until(idle)
+    settle(600)
+    save(win, "05-after-undo")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", nargs="?", type=Path, help="study or folder (default: sample)")
@@ -126,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = AppSettings(QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat))
     settings.reviewer = "Dr Demo"
     settings.age_hint_enabled = True
-    win = MainWindow(settings)
+    settings.data_folder = tmp / "store"
+    win = make_window(settings)
     install_reporter(win.reporter)
     win.resize(1500, 920)
     win.move(20, 20)
@@ -148,18 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         settle(600)
         save(win, "03-cbct-mid-sagittal")
 
-    # a review: confirm the prediction if there is one, else label stage 2 by hand
-    n = len(shown)
-    if win.review_panel.predicted_stage is None:
-        win.review_panel.choose_stage(2)
-    win.confirm_or_save()
-    if win.worklist.entries():
-        wait_until(lambda: len(shown) > n and not win.prediction.busy)
-    settle(600)
-    save(win, "04-after-save")
-    win.review_panel.undo()
-    settle(600)
-    save(win, "05-after-undo")
+    review(win, shown)
 
     bad = tmp / "notes.txt"
     bad.write_text("this is not an image\n" * 20, encoding="utf-8")
@@ -174,9 +230,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from sos_desktop import actions
 
+    shortcuts = ShortcutsDialog(actions.shortcut_table(win.actions_by_key), win)
     for name, dlg in (
-        ("07-shortcuts", ShortcutsDialog(actions.shortcut_table(win.actions_by_key), win)),
-        ("08-about", AboutDialog(win.prediction.card, win)),
+        ("07-shortcuts", shortcuts),
+        ("08-about", win.models.show_about()),
         ("09-settings", SettingsDialog(settings, win)),
     ):
         dlg.show()
@@ -187,6 +244,14 @@ def main(argv: list[str] | None = None) -> int:
     win.exports.exported.connect(exported.append)
     if win.exports.export("png", OUT / "10-export.png") is not None:
         wait_until(lambda: bool(exported))
+
+    if win.worklist.entries():
+        ended: list[object] = []
+        win.batch.ended.connect(ended.append)
+        win.batch.start()
+        wait_until(lambda: bool(ended), timeout_s=300)
+        settle(600)
+        save(win, "11-predict-all")
     win.close()
     app.processEvents()
     return 0

@@ -60,6 +60,9 @@ def build_menus(win: MainWindow) -> dict[str, QAction]:
         win, file, "Export P&DF report\u2026", win.ask_export_pdf, "Ctrl+Shift+E"
     )
     file.addSeparator()
+    a["new_store"] = _add(
+        win, file, "Start a &new review store elsewhere\u2026", win.store.ask_new_store
+    )
     a["settings"] = _add(win, file, "&Settings\u2026", win.show_settings, "Ctrl+,")
     file.addSeparator()
     a["quit"] = _add(win, file, "&Quit", win.close, QKeySequence.StandardKey.Quit)
@@ -97,6 +100,11 @@ def build_menus(win: MainWindow) -> dict[str, QAction]:
     a["undo"] = _add(win, review, "&Undo last label", panel.undo, QKeySequence.StandardKey.Undo)
     a["next_case"] = _add(win, review, "&Next case", lambda: win.step_case(1), "N")
     a["prev_case"] = _add(win, review, "&Previous case", lambda: win.step_case(-1), "P")
+    review.addSeparator()
+    a["predict_all"] = _add(
+        win, review, "Predict &all cases of the worklist", win.batch.start, "Ctrl+Shift+P"
+    )
+    a["reload_model"] = _add(win, review, "&Reload the model", win.reload_model)
 
     help_menu = bar.addMenu("&Help")
     a["shortcuts"] = _add(win, help_menu, "&Keyboard shortcuts", win.show_shortcuts, "F1")

@@ -111,6 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     reporter: ErrorReporter = window.reporter
     install_excepthook(reporter)
     window.show()
+    window.prediction.preload()  # torch and the model load while the first study opens
     first = startup_path(args.path)
     if first is not None:
         QTimer.singleShot(0, lambda: window.open_path(first))

@@ -14,12 +14,12 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from sos_core.errors import SosError
@@ -42,6 +42,10 @@ class ErrorReport:
     details: str
     error_type: str
     expected: bool  # a typed SosError (bad input) rather than an internal fault
+    actions: tuple[str, ...] = ()  # extra buttons offered with the sentence
+
+
+ReportAction = tuple[str, Callable[[], None]]
 
 
 def describe(exc: BaseException) -> tuple[str, bool]:
@@ -68,14 +72,26 @@ class ErrorReporter(QObject):
         self.reports: list[ErrorReport] = []
 
     def report(
-        self, title: str, exc: BaseException, traceback_text: str | None = None
+        self,
+        title: str,
+        exc: BaseException,
+        traceback_text: str | None = None,
+        *,
+        actions: Sequence[ReportAction] = (),
     ) -> ErrorReport:
-        """Log, record, announce and (optionally) show one failure; returns the report."""
+        """Log, record, announce and (optionally) show one failure; returns the report.
+
+        `actions` are (button text, callback) pairs offered in the dialog, e.g. "Start a new
+        store elsewhere…"; a callback runs after the dialog closed.
+        """
         sentence, expected = describe(exc)
-        details = traceback_text or "".join(
-            traceback.format_exception(type(exc), exc, exc.__traceback__)
+        details = (
+            traceback_text
+            or "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            or f"{type(exc).__name__}: {exc}"
         )
-        rep = ErrorReport(title, sentence, details, type(exc).__name__, expected)
+        names = tuple(text for text, _ in actions)
+        rep = ErrorReport(title, sentence, details, type(exc).__name__, expected, names)
         if expected:
             logger.warning("%s: %s", title, rep.error_type)
         else:
@@ -83,13 +99,15 @@ class ErrorReporter(QObject):
         logger.debug("%s traceback:\n%s", title, details)
         self.reports.append(rep)
         if self.show_dialogs:
-            self._show(rep)
+            self._show(rep, actions)
         self.error_reported.emit(rep)
         return rep
 
-    def report_task_error(self, title: str, error: TaskError) -> ErrorReport:
+    def report_task_error(
+        self, title: str, error: TaskError, *, actions: Sequence[ReportAction] = ()
+    ) -> ErrorReport:
         """Relay a worker's failure (its traceback was captured in the worker thread)."""
-        return self.report(title, error.exception, error.traceback_text)
+        return self.report(title, error.exception, error.traceback_text, actions=actions)
 
     @property
     def last_dialog(self) -> QMessageBox | None:
@@ -99,7 +117,7 @@ class ErrorReporter(QObject):
         for box in list(self.dialogs):
             box.close()
 
-    def _show(self, rep: ErrorReport) -> None:
+    def _show(self, rep: ErrorReport, actions: Sequence[ReportAction] = ()) -> None:
         box = QMessageBox(self._parent_widget)
         box.setIcon(QMessageBox.Icon.Warning if rep.expected else QMessageBox.Icon.Critical)
         box.setWindowTitle(rep.title)
@@ -107,6 +125,10 @@ class ErrorReporter(QObject):
         box.setInformativeText(rep.sentence)
         box.setDetailedText(rep.details)
         box.setStandardButtons(QMessageBox.StandardButton.Close)
+        for text, callback in actions:
+            button = box.addButton(text, QMessageBox.ButtonRole.ActionRole)
+            # after the click has closed the box, so a file dialog opened by it is on top
+            button.clicked.connect(lambda _c=False, cb=callback: QTimer.singleShot(0, cb))
         box.setModal(False)  # never block the event loop or the rest of the app
         # QMessageBox sizes itself to its title; give the sentence room for a readable line
         box.setStyleSheet("QLabel#qt_msgbox_informativelabel { min-width: 380px; }")
@@ -166,6 +188,7 @@ def install_excepthook(reporter: ErrorReporter) -> None:
 __all__ = [
     "ErrorReport",
     "ErrorReporter",
+    "ReportAction",
     "default_reporter",
     "describe",
     "error_boundary",

@@ -3,7 +3,8 @@
 Split as STYLE A.3 asks: the GUI thread captures an immutable `ExportRequest` (cheap copies of
 what is on screen), and `write_png` / `write_pdf` run in a worker. Only QImage, QPainter and
 QPdfWriter are used, which are safe off the GUI thread and ship with PySide6-Essentials.
-The footer always carries the stage, the reviewer and the model version (RG-3).
+The footer always carries the stage, the reviewer and the model version (RG-3); the version is
+also written where a program can read it back: a PNG text chunk and the PDF's creator field.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ class ExportRequest:
     cam / lut / opacity: the overlay as shown (None or not shown: no overlay).
     spacing: (row mm, col mm) to restore the true aspect; None for square pixels.
     lines: report lines (case, stage, reviewer, model version ...), shown in order.
+    model_version: the version (with weights hash prefix) of the model whose prediction is
+        shown, or None when there is none; stored in the file's metadata too (RG-3).
     """
 
     pixels: np.ndarray
@@ -53,6 +56,15 @@ class ExportRequest:
     crop_box: Box | None
     title: str
     lines: tuple[str, ...]
+    model_version: str | None = None
+
+
+MODEL_KEY = "Model version"  # PNG text-chunk key
+
+
+def model_metadata(req: ExportRequest) -> str:
+    """The model version as written into the files' metadata ("none" without a prediction)."""
+    return req.model_version or "none"
 
 
 def compose_rgb(req: ExportRequest) -> tuple[np.ndarray, float, float]:
@@ -135,6 +147,8 @@ def render_png_image(req: ExportRequest) -> QImage:
 def write_png(req: ExportRequest, path: Path) -> Path:
     """Write the PNG export; raises `ExportFailed` if the file cannot be written."""
     image = render_png_image(req)
+    image.setText(MODEL_KEY, model_metadata(req))
+    image.setText("Software", "SOS Review")
     if not image.save(str(path), "PNG"):
         raise ExportFailed(f"{path.name} could not be written; check the folder and free space.")
     logger.info("PNG export written")
@@ -148,7 +162,7 @@ def write_pdf(req: ExportRequest, path: Path) -> Path:
     writer.setPageSize(QPageSize(QPageSize.PageSizeId.A4))
     writer.setPageMargins(QMarginsF(15, 15, 15, 15), QPageLayout.Unit.Millimeter)
     writer.setTitle(req.title)
-    writer.setCreator("SOS Review")
+    writer.setCreator(f"SOS Review; {MODEL_KEY.lower()} {model_metadata(req)}")
     p = QPainter()
     if not p.begin(writer):
         raise ExportFailed(f"{path.name} could not be written; check the folder and free space.")
@@ -190,6 +204,7 @@ def write_pdf(req: ExportRequest, path: Path) -> Path:
 
 __all__ = [
     "DISCLAIMER",
+    "MODEL_KEY",
     "ExportFailed",
     "ExportRequest",
     "compose_rgb",

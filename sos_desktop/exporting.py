@@ -87,7 +87,15 @@ class ExportController(QObject):
             crop_box=v.crop_box(),
             title=f"SOS Review \u2014 {win.case.case_id}",
             lines=tuple(self.report_lines()),
+            model_version=self._model_on_screen(),
         )
+
+    def _model_on_screen(self) -> str | None:
+        """The version of the model whose prediction is on screen (RG-3), or None."""
+        result, case = self.win.result, self.win.case
+        if result is None or case is None or result.case_id != case.case_id:
+            return None
+        return result.model_version
 
     def report_lines(self) -> list[str]:
         """Stage, review, model version and device lines for the footer / report."""
@@ -112,7 +120,7 @@ class ExportController(QObject):
             lines.append(f"Model version {result.model_version}, run on {device_words(p.device)}")
         else:
             lines.append("Model version: none (no prediction)")
-        label = win.sink.latest(case.case_id) if case is not None else None
+        label = win.labels.latest(case.case_id) if case is not None else None
         if label is not None:
             d = label.decision
             name = win.review_panel.scheme.stage(d.stage).name

@@ -1,9 +1,10 @@
-"""`MainWindow`: worklist | viewer | prediction + review, wired to workers and the label sink.
+"""`MainWindow`: worklist | viewer | prediction + review, wired to workers and the review store.
 
-Opening, predicting and exporting run in `workers`; results come back as queued signals and are
-shown only if they still belong to the current case. Errors go through the error boundary and
-the window stays usable. The window title and logs name cases by pseudonymous id (DI-5).
-Thread affinity: GUI thread.
+Opening, predicting, exporting and every review-store call run in `workers`; results come back
+as queued signals and are shown only if they still belong to the current case. Labels go to the
+review store in the data folder (`StoreLabelSink` through `LabelService`) unless a sink is
+passed in. Errors go through the error boundary and the window stays usable. The window title
+and logs name cases by pseudonymous id (DI-5). Thread affinity: GUI thread.
 """
 
 from __future__ import annotations
@@ -27,22 +28,26 @@ from PySide6.QtWidgets import (
 
 from sos_core.errors import SeriesNotChosen
 from sos_core.imaging.study import SeriesInfo, Study
-from sos_core.worklist import case_id_for, discover_cases, with_prediction
+from sos_core.worklist import case_id_for, discover_cases
 from sos_desktop import actions
+from sos_desktop.batch_prediction import BatchPredictionController
 from sos_desktop.case_loader import LoadedCase, image_spacing, slice_getter
 from sos_desktop.case_opener import CaseOpener
-from sos_desktop.dialogs import AboutDialog, ShortcutsDialog, ask_series
+from sos_desktop.dialogs import ShortcutsDialog, ask_series
 from sos_desktop.error_boundary import ErrorReporter, error_boundary
 from sos_desktop.exporting import ExportController
-from sos_desktop.label_sink import InMemoryLabelSink, LabelSink
+from sos_desktop.label_service import LabelService
+from sos_desktop.label_sink import LabelSink
+from sos_desktop.model_controller import ModelController
 from sos_desktop.prediction_panel import PredictionPanel
 from sos_desktop.prediction_service import PredictionResult, PredictionService
 from sos_desktop.review_controller import ReviewController
 from sos_desktop.review_panel import ReviewPanel
-from sos_desktop.settings import AppSettings
+from sos_desktop.settings import AppSettings, restore_window_state, save_window_state
 from sos_desktop.settings_dialog import SettingsDialog
+from sos_desktop.store_controller import StoreController
 from sos_desktop.viewer import ImageViewer
-from sos_desktop.workers import TaskError
+from sos_desktop.workers import Task, TaskError
 from sos_desktop.worklist import WorklistPanel
 
 logger = logging.getLogger(__name__)
@@ -51,7 +56,10 @@ SeriesChooser = Callable[[list[SeriesInfo]], str | None]
 
 
 class MainWindow(QMainWindow):
-    """Signals: `case_shown(str)` once a case is on screen, `load_failed(str)` with its id."""
+    """Signals: `case_shown(str)` once a case is on screen, `load_failed(str)` with its id.
+
+    sink: where labels go; None opens the review store in the data folder (in a worker).
+    """
 
     case_shown = Signal(str)
     load_failed = Signal(str)
@@ -68,7 +76,7 @@ class MainWindow(QMainWindow):
     ) -> None:
         super().__init__()
         self.settings = settings
-        self.sink = sink if sink is not None else InMemoryLabelSink()
+        self.labels = LabelService(sink, self)
         self.reporter = reporter or ErrorReporter(self)
         self.prediction = prediction or PredictionService(device=settings.device, parent=self)
         self.choose_series = choose_series or functools.partial(ask_series, self)
@@ -77,13 +85,23 @@ class MainWindow(QMainWindow):
         self.result: PredictionResult | None = None
         self.opener = CaseOpener(self)
         self._build()
+        self.models = ModelController(self)
+        self.store = StoreController(self)
+        self.batch = BatchPredictionController(self)
         self.exports = ExportController(self)
         self.actions_by_key = actions.build_menus(self)
         self._apply_overlay_defaults()
-        self._restore_state()
+        restore_window_state(settings, self, self._splitters())
         self._refresh_recent()
         self.setAcceptDrops(True)
         self._set_title()
+        if sink is None:
+            self.store.open(settings.data_folder)
+
+    @property
+    def sink(self) -> LabelSink | None:
+        """Where labels go now (None while the review store is not open)."""
+        return self.labels.sink
 
     # --- layout -------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -93,14 +111,10 @@ class MainWindow(QMainWindow):
         self.worklist = WorklistPanel()
         self.worklist.case_activated.connect(self._on_case_activated)
         self.prediction_panel = PredictionPanel()
-        self.review_panel = ReviewPanel(
-            self.sink,
-            self.review.reviewer,
-            lambda: (self.viewer.crop_box(), self.viewer.current_slice),
-        )
+        self.review_panel = ReviewPanel(self.labels, self.review.reviewer, self.review.inputs)
         self.review_panel.age_hint_sex = self.review.age_hint_sex
         self.review_panel.saved.connect(self.review.on_label_saved)
-        self.review_panel.undone.connect(self.review.on_label_undone)
+        self.review.connect_services()
         self.side_splitter = QSplitter(Qt.Orientation.Vertical)
         self.side_splitter.addWidget(self.prediction_panel)
         self.side_splitter.addWidget(self.review_panel)
@@ -138,12 +152,6 @@ class MainWindow(QMainWindow):
         self.opener.preview_ready.connect(self._on_preview_ready)
         self.opener.loaded.connect(self._on_case_loaded)
         self.opener.failed.connect(self._on_load_failed)
-        self.prediction.started.connect(self._on_prediction_started)
-        self.prediction.predicted.connect(self._on_predicted)
-        self.prediction.unavailable.connect(self._on_prediction_unavailable)
-        self.prediction.failed.connect(
-            lambda err: self.reporter.report_task_error("Could not predict the stage", err)
-        )
 
     def _apply_overlay_defaults(self) -> None:
         s = self.settings
@@ -152,30 +160,20 @@ class MainWindow(QMainWindow):
         self.viewer.set_overlay_colormap(s.overlay_colormap)
         self.prediction.set_device(s.device)
 
-    def _restore_state(self) -> None:
-        s = self.settings
-        if (geometry := s.load_bytes("geometry")) is not None:
-            self.restoreGeometry(geometry)
-        if (state := s.load_bytes("state")) is not None:
-            self.restoreState(state)
-        if (main := s.load_bytes("splitter")) is not None:
-            self.splitter.restoreState(main)
-        if (side := s.load_bytes("side_splitter")) is not None:
-            self.side_splitter.restoreState(side)
+    def _splitters(self) -> dict[str, QSplitter]:
+        return {"splitter": self.splitter, "side_splitter": self.side_splitter}
 
     def save_state(self) -> None:
-        s = self.settings
-        s.save_bytes("geometry", self.saveGeometry())
-        s.save_bytes("state", self.saveState())
-        s.save_bytes("splitter", self.splitter.saveState())
-        s.save_bytes("side_splitter", self.side_splitter.saveState())
-        s.sync()
+        save_window_state(self.settings, self, self._splitters())
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
         self.save_state()
         self.cancel_loading()
         self.prediction.cancel()
+        self.batch.cancel()
         self.reporter.close_dialogs()
+        self.models.close()
+        self.labels.close()  # waits for labels on their way to the store
         super().closeEvent(event)
 
     def _set_title(self) -> None:
@@ -233,6 +231,7 @@ class MainWindow(QMainWindow):
         self.opener.load(path, case_id, series)
 
     def cancel_loading(self) -> None:
+        self.batch.cancel()
         if self.opener.busy:
             self.opener.cancel()
             self.status_text.setText("Cancelled")
@@ -288,6 +287,7 @@ class MainWindow(QMainWindow):
         self._set_title()
         logger.info("case %s shown (%.2f s to load)", case.case_id, case.seconds)
         self.case_shown.emit(case.case_id)
+        self.review.look_up_current()
         self.prediction.request(case.case_id, study, None)
 
     def _on_load_failed(self, path: object, case_id: str, error: object) -> None:
@@ -305,34 +305,12 @@ class MainWindow(QMainWindow):
         self.status_text.setText("Could not open the study.")
         self.load_failed.emit(case_id)
 
-    # --- prediction ---------------------------------------------------------------------------
-    def _on_prediction_started(self, case_id: str) -> None:
-        self.prediction_panel.show_busy()
-
-    def _on_predicted(self, result: object) -> None:
-        if not isinstance(result, PredictionResult) or self.case is None:
-            return
-        if result.case_id != self.case.case_id:
-            return
-        self.result = result
-        pred = result.prediction
-        self.prediction_panel.show_result(result)
-        if pred.slice_index is not None and self.viewer.current_slice == self.case.start_slice:
-            self.viewer.set_slice(pred.slice_index)
-        self.viewer.set_model_slice(pred.slice_index)
-        self.viewer.set_overlay(pred.cam, pred.slice_index)
-        self.viewer.set_suggested_box(pred.box)
-        self.review_panel.set_prediction(pred.stage, result.model_version)
-        self.model_status.setText(f"Model {result.model_version}")
-        entry = self.worklist.entry(result.case_id)
-        if entry is not None:
-            self.worklist.update_entry(
-                with_prediction(entry, pred.stage, pred.probabilities, pred.flags)
-            )
-
-    def _on_prediction_unavailable(self, sentence: str) -> None:
-        self.prediction_panel.show_message(sentence)
-        self.model_status.setText("No model")
+    # --- model ----------------------------------------------------------------------------------
+    def reload_model(self, model_dir: Path | None = None) -> Task:
+        """Load the model in `model_dir` (None: the current folder) in a worker and make it the
+        active one; the About dialog, the status bar and the current case follow it (the
+        registry's promotion calls this)."""
+        return self.models.reload(model_dir)
 
     # --- review -------------------------------------------------------------------------------
     def confirm_or_save(self) -> None:
@@ -364,16 +342,24 @@ class MainWindow(QMainWindow):
         self.exports.ask("pdf")
 
     def show_settings(self) -> None:
+        folder = self.settings.data_folder
         dialog = SettingsDialog(self.settings, self)
         if dialog.exec():
-            self._apply_overlay_defaults()
-            self.review_panel.refresh()
+            self.apply_settings(folder)
+
+    def apply_settings(self, previous_data_folder: Path | None = None) -> None:
+        """Follow edited settings: device, overlay defaults, and the store in the data folder."""
+        self._apply_overlay_defaults()
+        self.review_panel.refresh()
+        if previous_data_folder is not None and self.settings.data_folder != previous_data_folder:
+            self.store.open(self.settings.data_folder)
 
     def show_shortcuts(self) -> None:
         ShortcutsDialog(actions.shortcut_table(self.actions_by_key), self).exec()
 
     def show_about(self) -> None:
-        AboutDialog(self.prediction.card, self).exec()
+        """Help ▸ About: non-modal, and kept up to date when the model changes (RG-9)."""
+        self.models.show_about()
 
     def _refresh_recent(self) -> None:
         menu = getattr(self, "recent_menu", None)

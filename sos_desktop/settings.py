@@ -7,9 +7,11 @@ Thread affinity: GUI thread.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
+from PySide6.QtWidgets import QMainWindow, QSplitter
 
 logger = logging.getLogger(__name__)
 
@@ -21,10 +23,11 @@ MAX_RECENT = 10
 
 
 def default_data_folder() -> Path:
-    """Where the review store and exports go unless the user picks another folder."""
-    from platformdirs import user_data_dir
+    """Where the review store lives unless the user picks another folder: the core's default
+    store location ($SOS_DATA_DIR, else the user's data folder for SOS Review)."""
+    from sos_core.review.layout import default_location
 
-    return Path(user_data_dir(APPLICATION, ORGANISATION))
+    return default_location()
 
 
 class AppSettings:
@@ -143,4 +146,34 @@ class AppSettings:
         self.qsettings.sync()
 
 
-__all__ = ["COLORMAPS", "DEVICES", "AppSettings", "default_data_folder"]
+def restore_window_state(
+    settings: AppSettings, window: QMainWindow, splitters: Mapping[str, QSplitter]
+) -> None:
+    """Window geometry, dock/toolbar state and splitter positions as they were last saved."""
+    if (geometry := settings.load_bytes("geometry")) is not None:
+        window.restoreGeometry(geometry)
+    if (state := settings.load_bytes("state")) is not None:
+        window.restoreState(state)
+    for key, splitter in splitters.items():
+        if (sizes := settings.load_bytes(key)) is not None:
+            splitter.restoreState(sizes)
+
+
+def save_window_state(
+    settings: AppSettings, window: QMainWindow, splitters: Mapping[str, QSplitter]
+) -> None:
+    settings.save_bytes("geometry", window.saveGeometry())
+    settings.save_bytes("state", window.saveState())
+    for key, splitter in splitters.items():
+        settings.save_bytes(key, splitter.saveState())
+    settings.sync()
+
+
+__all__ = [
+    "COLORMAPS",
+    "DEVICES",
+    "AppSettings",
+    "default_data_folder",
+    "restore_window_state",
+    "save_window_state",
+]

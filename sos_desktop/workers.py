@@ -2,6 +2,8 @@
 
 A task function is plain Python: `fn(progress, cancel) -> result`, where `progress(fraction)`
 may be called from the worker thread and `cancel` is a `threading.Event` the function polls.
+A streaming task (`Task(..., stream=True)`) gets a third argument `emit(item)` for partial
+results (one per case of a batch), delivered in order as `yielded(item)` before the end.
 The runnable never touches a widget; its result, error, progress and cancellation reach the GUI
 thread as signals of a `Task` that lives there (napari `_qt/qt_viewer.py` `ensure_main_thread`).
 
@@ -23,7 +25,9 @@ from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[float], None]
+Emit = Callable[[object], None]
 TaskFn = Callable[[Progress, threading.Event], Any]
+StreamFn = Callable[[Progress, threading.Event, Emit], Any]
 
 # Every task not yet finished; tests use it to fail on dangling work (tests/sos_desktop/conftest).
 _LIVE: weakref.WeakSet[Task] = weakref.WeakSet()
@@ -47,16 +51,25 @@ class _Relay(QObject):
     """Emitted from the worker thread; lives on the GUI thread so delivery is queued there."""
 
     progressed = Signal(float)
+    yielded = Signal(object)
     succeeded = Signal(object)
     failed = Signal(object)
     cancelled = Signal()
 
 
 class _Runnable(QRunnable):
-    def __init__(self, name: str, fn: TaskFn, relay: _Relay, cancel: threading.Event) -> None:
+    def __init__(
+        self,
+        name: str,
+        fn: TaskFn | StreamFn,
+        relay: _Relay,
+        cancel: threading.Event,
+        stream: bool,
+    ) -> None:
         super().__init__()
         self.setAutoDelete(True)
         self._name, self._fn, self._relay, self._cancel = name, fn, relay, cancel
+        self._stream = stream
 
     def run(self) -> None:
         relay, cancel = self._relay, self._cancel
@@ -65,7 +78,10 @@ class _Runnable(QRunnable):
             relay.progressed.emit(float(min(1.0, max(0.0, fraction))))
 
         try:
-            result = self._fn(progress, cancel)
+            if self._stream:
+                result = self._fn(progress, cancel, relay.yielded.emit)  # type: ignore[call-arg]
+            else:
+                result = self._fn(progress, cancel)  # type: ignore[call-arg]
         except Cancelled:
             relay.cancelled.emit()
         except Exception as exc:  # noqa: BLE001 - worker boundary: every failure is relayed
@@ -81,32 +97,43 @@ class _Runnable(QRunnable):
             self._relay = None  # type: ignore[assignment]
 
 
-def _done(progress: Progress, cancel: threading.Event) -> None:
+def _done(progress: Progress, cancel: threading.Event, emit: Emit | None = None) -> None:
     return None
 
 
 class Task(QObject):
     """A unit of background work as seen from the GUI thread.
 
-    Signals (delivered on the GUI thread): `progressed(float)`, `succeeded(object)`,
-    `failed(TaskError)`, `cancelled()`, and `finished()` after any of the last three.
+    Signals (delivered on the GUI thread): `progressed(float)`, `yielded(object)` (streaming
+    tasks), `succeeded(object)`, `failed(TaskError)`, `cancelled()`, and `finished()` after any
+    of the last three.
     """
 
     progressed = Signal(float)
+    yielded = Signal(object)
     succeeded = Signal(object)
     failed = Signal(object)
     cancelled = Signal()
     finished = Signal()
 
-    def __init__(self, name: str, fn: TaskFn, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        fn: TaskFn | StreamFn,
+        parent: QObject | None = None,
+        *,
+        stream: bool = False,
+    ) -> None:
         super().__init__(parent)
         self.name = name
         self.cancel_event = threading.Event()
-        self._fn = fn
+        self._fn: TaskFn | StreamFn = fn
+        self._stream = stream
         self._done = False
         self._relay = _Relay()
         queued = Qt.ConnectionType.QueuedConnection
         self._relay.progressed.connect(self._on_progressed, queued)
+        self._relay.yielded.connect(self._on_yielded, queued)
         self._relay.succeeded.connect(self._on_succeeded, queued)
         self._relay.failed.connect(self._on_failed, queued)
         self._relay.cancelled.connect(self._on_cancelled, queued)
@@ -119,7 +146,7 @@ class Task(QObject):
         """Queue the work on `pool` (the global pool by default); returns self."""
         _LIVE.add(self)
         _KEEP.add(self)
-        runnable = _Runnable(self.name, self._fn, self._relay, self.cancel_event)
+        runnable = _Runnable(self.name, self._fn, self._relay, self.cancel_event, self._stream)
         self._fn = _done
         (pool if pool is not None else QThreadPool.globalInstance()).start(runnable)
         logger.debug("task %s started", self.name)
@@ -133,6 +160,11 @@ class Task(QObject):
     def _on_progressed(self, fraction: float) -> None:
         if not self._done:
             self.progressed.emit(fraction)
+
+    @Slot(object)
+    def _on_yielded(self, item: object) -> None:
+        if not self._done:
+            self.yielded.emit(item)
 
     @Slot(object)
     def _on_succeeded(self, result: object) -> None:
@@ -182,7 +214,9 @@ def wait_for_pool(timeout_ms: int = 5000, pool: QThreadPool | None = None) -> bo
 
 __all__ = [
     "Cancelled",
+    "Emit",
     "Progress",
+    "StreamFn",
     "Task",
     "TaskError",
     "check_cancel",

@@ -17,6 +17,8 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QProgressBar,
+    QPushButton,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -45,9 +47,12 @@ _STATUS_COLOURS = {
 
 
 class WorklistPanel(QWidget):
-    """Signals: `case_activated(str)` with the case id the user picked."""
+    """Signals: `case_activated(str)` with the case id the user picked, `predict_all_requested()`
+    and `cancel_requested()` from the "Predict all" row."""
 
     case_activated = Signal(str)
+    predict_all_requested = Signal()
+    cancel_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -85,11 +90,39 @@ class WorklistPanel(QWidget):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         layout.addWidget(self.table, 1)
+        layout.addLayout(self._build_batch_row())
         self.filter.currentIndexChanged.connect(self._rebuild)
         self.sort.currentIndexChanged.connect(self._rebuild)
         self.search.textChanged.connect(self._rebuild)
         self.table.cellActivated.connect(self._on_cell_activated)
         self.table.cellClicked.connect(self._on_cell_activated)
+
+    def _build_batch_row(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        self.predict_button = QPushButton("Predict all")
+        self.predict_button.setToolTip(
+            "Predict every case of the worklist in the background; the order follows the results"
+        )
+        self.predict_button.clicked.connect(self.predict_all_requested)
+        self.batch_progress = QProgressBar()
+        self.batch_progress.setRange(0, 100)
+        self.batch_cancel = QPushButton("Cancel")
+        self.batch_cancel.setToolTip("Stop after the case being predicted now")
+        self.batch_cancel.clicked.connect(self.cancel_requested)
+        row.addWidget(self.predict_button)
+        row.addWidget(self.batch_progress, 1)
+        row.addWidget(self.batch_cancel)
+        self.set_batch_progress(None)
+        return row
+
+    def set_batch_progress(self, fraction: float | None) -> None:
+        """Show "Predict all" progress (None: not running)."""
+        running = fraction is not None
+        self.predict_button.setEnabled(not running)
+        self.batch_progress.setVisible(running)
+        self.batch_cancel.setVisible(running)
+        if fraction is not None:
+            self.batch_progress.setValue(round(fraction * 100))
 
     # --- content ------------------------------------------------------------------------------
     def set_entries(self, entries: list[WorklistEntry]) -> None:

@@ -1,4 +1,10 @@
-"""Test doubles for the desktop tests (never part of the app: the app has no fake predictor)."""
+"""Test doubles for the desktop tests (never part of the app: the app has no fake predictor).
+
+Most desktop tests use the real Predictor on the session's tiny trained model (conftest
+`trained_student`). A stand-in is kept only where a test needs a scripted answer that a real
+model cannot be made to give on demand, e.g. a prediction flagged "between stages"; such a test
+says so in its docstring.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ from sos_core.stages import SOS_4_STAGE
 
 
 class StubPredictor:
-    """Test double for `sos_core.inference.Predictor`: a fixed answer for 2-D images."""
+    """Test double for `sos_core.inference.Predictor`: a fixed, scripted answer for 2-D images."""
 
     def __init__(self, stage: int = 1, flags: tuple[str, ...] = ()) -> None:
         self.stage, self.flags = stage, flags

@@ -81,3 +81,19 @@ def test_result_of_cancelled_work_is_dropped(qtbot: Any) -> None:
     with qtbot.waitSignal(task.cancelled, timeout=5000):
         pass
     assert results == []
+
+
+def test_streamed_items_arrive_in_order_before_the_result(qtbot: Any) -> None:
+    events: list[object] = []
+
+    def work(progress: Any, cancel: threading.Event, emit: Any) -> str:
+        for i in range(5):
+            emit(i)
+        return "done"
+
+    task = Task("stream", work, stream=True)
+    task.yielded.connect(events.append)
+    task.succeeded.connect(lambda r: events.append(("result", r)))
+    with qtbot.waitSignal(task.finished, timeout=5000):
+        task.start()
+    assert events == [0, 1, 2, 3, 4, ("result", "done")]

@@ -1,0 +1,217 @@
+"""The Predictor on a real trained model: outputs, shared preprocessing, flags, CLI contract."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sos_core.distill.dataset import load_cases, read_manifest
+from sos_core.errors import ModelFormatError
+from sos_core.imaging import open_study
+from sos_core.inference.flags import Attention, attention_summary, image_problem, review_flags
+from sos_core.inference.predictor import Predictor, cam_to_image
+from sos_core.preprocess import image_from_study, letterbox, prepare_image
+
+
+def test_prediction_fields(tiny_models: tuple[Path, Path]) -> None:
+    data, model_dir = tiny_models
+    predictor = Predictor(model_dir, device="cpu")
+    rec = read_manifest(data)[0]
+    p = predictor.predict(open_study(rec.path))
+    assert 0 <= p.stage < 4
+    assert p.stage_name == predictor.card.stage_names[p.stage]
+    assert sum(p.probabilities) == pytest.approx(1.0, abs=1e-5)
+    assert p.stage == int(np.argmax(p.probabilities))
+    assert p.cam is not None
+    assert p.cam.shape == (64, 64)
+    assert p.cam.dtype == np.float32
+    assert float(p.cam.min()) >= 0.0
+    assert float(p.cam.max()) <= 1.0
+    assert p.model_version == f"{predictor.card.version}+{predictor.card.weights_sha256[:8]}"
+    assert p.device == "cpu"
+    assert p.slice_index is None
+    assert len(p.flags) == len(p.messages)
+
+
+def test_training_and_inference_see_the_same_tensor(tiny_models: tuple[Path, Path]) -> None:
+    """The loader used by training and the Predictor's path give identical model inputs."""
+    data, _ = tiny_models
+    rec = read_manifest(data)[3]
+    trained = load_cases([rec], 64).inputs[0]
+    image, _ = image_from_study(open_study(rec.path))
+    served, _ = prepare_image(image, 64)
+    assert np.array_equal(trained, served)
+
+
+def test_predictions_match_a_plain_forward(tiny_models: tuple[Path, Path]) -> None:
+    data, model_dir = tiny_models
+    predictor = Predictor(model_dir, device="cpu")
+    rec = read_manifest(data)[5]
+    image, _ = image_from_study(open_study(rec.path))
+    x = torch.from_numpy(prepare_image(image, 64)[0])[None, None]
+    with torch.no_grad():
+        probs = torch.softmax(predictor.model(x) / predictor.card.temperature, dim=1)[0]
+    got = predictor.predict_image(image).probabilities
+    np.testing.assert_allclose(got, probs.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_blank_image_is_flagged_unsuitable(tiny_models: tuple[Path, Path]) -> None:
+    predictor = Predictor(tiny_models[1], device="cpu")
+    p = predictor.predict_image(np.zeros((80, 80), np.uint16))
+    assert "unsuitable_image" in p.flags
+    assert "blank" in p.messages[p.flags.index("unsuitable_image")]
+
+
+def test_teacher_is_refused_as_predictor(tiny_models: tuple[Path, Path]) -> None:
+    teacher_dir = tiny_models[1].parents[1] / "teacher" / "model"
+    with pytest.raises(ModelFormatError, match="teacher"):
+        Predictor(teacher_dir, device="cpu")
+
+
+def test_cam_maps_back_onto_the_image_grid() -> None:
+    img = np.zeros((50, 100), np.float32)
+    _, lb = letterbox(img, 64)
+    cam_in = np.zeros((64, 64), np.float32)
+    cam_in[16:48, 32:64] = 1.0  # right half of the letterboxed image area
+    out = cam_to_image(cam_in, lb, img.shape)
+    assert out.shape == (50, 100)
+    assert out[:, 60:].mean() > 0.9
+    assert out[:, :40].mean() < 0.1
+
+
+def test_attention_summary_measures_compactness_and_region() -> None:
+    from sos_core.inference.review_stats import ReviewStats
+
+    stats = ReviewStats(
+        low_confidence=0.6,
+        between_margin=0.2,
+        min_region_mass=0.35,
+        min_compactness=0.45,
+        region_center=np.array([0.25, 0.25]),
+        region_spread=np.array([0.02, 0.02]),
+        box_size=np.array([0.1, 0.1]),
+        feature_means=np.zeros((4, 2)),
+        feature_var=np.ones(2),
+        ood_threshold=1.0,
+    )
+    on = np.zeros((64, 64), np.float32)
+    on[14:18, 14:18] = 1.0
+    a = attention_summary(on, stats)
+    assert a.region_mass == pytest.approx(1.0)
+    assert a.compactness == pytest.approx(1.0)
+    off = np.zeros((64, 64), np.float32)
+    off[50:54, 50:54] = 1.0
+    off[5:9, 50:54] = 1.0
+    b = attention_summary(off, stats)
+    assert b.region_mass == 0.0
+    assert b.compactness == pytest.approx(0.5)
+    flags, _ = review_flags(
+        np.array([0.9, 0.05, 0.03, 0.02]), b, 0.1, None, stats, ("a", "b", "c", "d")
+    )
+    assert flags == ("attention_off_target",)
+    clean, _ = review_flags(
+        np.array([0.9, 0.05, 0.03, 0.02]), a, 0.1, None, stats, ("a", "b", "c", "d")
+    )
+    assert clean == ()
+
+
+def test_between_stages_and_low_confidence_fire_only_when_due() -> None:
+    att = Attention(1.0, 1.0, (0.0, 0.0))
+    names = ("Open", "Partially fused", "Mostly fused", "Completely fused")
+    flags, msgs = review_flags(np.array([0.05, 0.48, 0.42, 0.05]), att, None, None, None, names)
+    assert flags == ("low_confidence", "between_stages")
+    assert "between stages 1 and 2" in msgs[1]
+    far, _ = review_flags(np.array([0.48, 0.02, 0.45, 0.05]), att, None, None, None, names)
+    assert "between_stages" not in far  # not adjacent
+    sure, _ = review_flags(np.array([0.02, 0.9, 0.06, 0.02]), att, None, None, None, names)
+    assert sure == ()
+
+
+@pytest.mark.parametrize(("shape", "fill"), [((10, 400), 0.5), ((20, 20), 0.5), ((100, 100), None)])
+def test_image_problems(shape: tuple[int, int], fill: float | None) -> None:
+    img = np.full(shape, fill, np.float32) if fill is not None else np.zeros(shape, np.float32)
+    if fill is not None:
+        img[::2] = 0.0
+    assert image_problem(img) is not None
+
+
+def test_noise_image_is_not_called_blank() -> None:
+    rng = np.random.default_rng(0)
+    assert image_problem(rng.random((128, 128)).astype(np.float32)) is None
+
+
+def _sos(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sos_core.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def test_cli_predict_json_and_exit_codes(
+    tiny_models: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data, model_dir = tiny_models
+    good = read_manifest(data)[0].path
+    noise = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (96, 96), np.uint8)).save(noise)
+    truncated = tmp_path / "cut.dcm"
+    import pydicom.data
+
+    src = Path(pydicom.data.get_testdata_file("CT_small.dcm")).read_bytes()
+    truncated.write_bytes(src[: len(src) // 2])
+    rtplan = pydicom.data.get_testdata_file("rtplan.dcm")
+    overlay = tmp_path / "overlay.png"
+    proc = _sos(
+        "predict",
+        "--model",
+        str(model_dir),
+        "--json",
+        "--overlay",
+        str(overlay),
+        str(good),
+        str(noise),
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    for row in rows:
+        assert {
+            "source",
+            "stage",
+            "stage_name",
+            "probabilities",
+            "flags",
+            "messages",
+            "model_version",
+            "device",
+            "slice",
+        } <= set(row)
+        assert len(row["probabilities"]) == 4
+    assert (tmp_path / "overlay-1.png").is_file()
+    assert (tmp_path / "overlay-2.png").is_file()
+    from sos_core.cli import main
+
+    for bad in (str(tmp_path / "missing.png"), str(truncated), rtplan, str(tmp_path)):
+        capsys.readouterr()
+        assert main(["predict", "--model", str(model_dir), bad]) == 2, bad
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        assert err.startswith("sos: ")
+        assert len(err.strip().splitlines()) == 1
+
+
+def test_cli_info_names_the_model(tiny_models: tuple[Path, Path]) -> None:
+    proc = _sos("info", "--json", "--model", str(tiny_models[1]))
+    assert proc.returncode == 0
+    info = json.loads(proc.stdout)
+    assert info["model"]["version"] == "test-student"
+    assert info["device"] == "cpu"
