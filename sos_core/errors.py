@@ -111,6 +111,20 @@ class UnsafeModelFile(ModelError, ValueError):
     """A pickle-based file (.pt, .pth, .ckpt, a renamed pickle) was offered; it is never run."""
 
 
+class OutsideChangeEnvelope(ModelError, ValueError):
+    """A retrained model changes more than weights and calibration (RG-6); see `.problems`."""
+
+    def __init__(
+        self, message: str, *, path: str | Path | None = None, problems: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(message, path=path)
+        self.problems = problems
+
+
+class PromotionRefused(ModelError, ValueError):
+    """A model version may not become active (it failed the promotion gate or is not a student)."""
+
+
 # --- parameters and configuration ------------------------------------------------------------
 
 
@@ -180,6 +194,16 @@ class BlobCorrupt(StoreError, ValueError):
     """A stored pixel file does not match its SHA-256 name: the disk content was damaged."""
 
 
+class LockedSetViolation(StoreError, ValueError):
+    """A training case belongs to the locked validation set (by case id or pixel content, RG-4)."""
+
+    def __init__(
+        self, message: str, *, path: str | Path | None = None, case_ids: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(message, path=path)
+        self.case_ids = case_ids
+
+
 __all__ = [
     "BlobCorrupt",
     "BurnedInAnnotation",
@@ -191,6 +215,7 @@ __all__ = [
     "ImagingError",
     "InconsistentSeries",
     "LabelRejected",
+    "LockedSetViolation",
     "ModelError",
     "ModelFormatError",
     "ModelIntegrityError",
@@ -198,7 +223,9 @@ __all__ = [
     "NoImagesFound",
     "NotAStore",
     "NotAnImage",
+    "OutsideChangeEnvelope",
     "ParameterError",
+    "PromotionRefused",
     "SeriesNotChosen",
     "SosError",
     "StoreBusy",
