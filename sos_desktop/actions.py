@@ -105,6 +105,7 @@ def build_menus(win: MainWindow) -> dict[str, QAction]:
         win, review, "Predict &all cases of the worklist", win.batch.start, "Ctrl+Shift+P"
     )
     a["reload_model"] = _add(win, review, "&Reload the model", win.reload_model)
+    a["retrain"] = _add(win, review, "Re&train from reviews\u2026", win.retrain.show_dialog)
 
     help_menu = bar.addMenu("&Help")
     a["shortcuts"] = _add(win, help_menu, "&Keyboard shortcuts", win.show_shortcuts, "F1")

@@ -41,6 +41,7 @@ from sos_desktop.label_sink import LabelSink
 from sos_desktop.model_controller import ModelController
 from sos_desktop.prediction_panel import PredictionPanel
 from sos_desktop.prediction_service import PredictionResult, PredictionService
+from sos_desktop.retrain_controller import RetrainController, startup_model_dir
 from sos_desktop.review_controller import ReviewController
 from sos_desktop.review_panel import ReviewPanel
 from sos_desktop.settings import AppSettings, restore_window_state, save_window_state
@@ -78,7 +79,12 @@ class MainWindow(QMainWindow):
         self.settings = settings
         self.labels = LabelService(sink, self)
         self.reporter = reporter or ErrorReporter(self)
-        self.prediction = prediction or PredictionService(device=settings.device, parent=self)
+        # The registry's active model of the store (else the embedded one), chosen at start;
+        # RetrainController follows the registry from then on (RG-9).
+        start_model = None if prediction else startup_model_dir(settings.data_folder)
+        self.prediction = prediction or PredictionService(
+            model_dir=start_model, device=settings.device, parent=self
+        )
         self.choose_series = choose_series or functools.partial(ask_series, self)
         self.review = ReviewController(self, ask_reviewer)
         self.case: LoadedCase | None = None
@@ -89,6 +95,7 @@ class MainWindow(QMainWindow):
         self.store = StoreController(self)
         self.batch = BatchPredictionController(self)
         self.exports = ExportController(self)
+        self.retrain = RetrainController(self, start_model, follow_store=prediction is None)
         self.actions_by_key = actions.build_menus(self)
         self._apply_overlay_defaults()
         restore_window_state(settings, self, self._splitters())
@@ -173,6 +180,7 @@ class MainWindow(QMainWindow):
         self.batch.cancel()
         self.reporter.close_dialogs()
         self.models.close()
+        self.retrain.close()
         self.labels.close()  # waits for labels on their way to the store
         super().closeEvent(event)
 
