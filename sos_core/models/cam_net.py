@@ -173,6 +173,10 @@ class CamNet(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
+        if any(p.is_meta for p in self.parameters()):
+            # Built only to read its layout (model_file.expected_layout): random init on the
+            # meta device goes through torch._refs and imports torch._dynamo (~2.5 s).
+            return
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
