@@ -12,12 +12,10 @@ made from them.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
@@ -25,6 +23,7 @@ import torch
 from safetensors.torch import save as safetensors_save
 from torch import nn
 
+from sos_core.durable import write_bytes_atomic
 from sos_core.errors import (
     ModelError,
     ModelFormatError,
@@ -66,27 +65,6 @@ _TORCH_DTYPES: dict[str, torch.dtype] = {
 _DTYPE_NAMES = {v: k for k, v in _TORCH_DTYPES.items()}
 
 Layout = dict[str, tuple[str, tuple[int, ...]]]
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write via a temp file in the same folder, fsync, os.replace (never a half-written file)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    if sys.platform != "win32":  # make the rename itself durable; Windows cannot fsync a folder
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
 
 def _layout_of(state: dict[str, torch.Tensor]) -> Layout:
@@ -163,9 +141,9 @@ def save_model(
     _compare(_layout_of(state), expected_layout(card, path=out), out / WEIGHTS_NAME)
     blob = safetensors_save(state, metadata={"format": "pt"})
     digest = hashlib.sha256(blob).hexdigest()
-    _atomic_write(out / WEIGHTS_NAME, blob)
+    write_bytes_atomic(out / WEIGHTS_NAME, blob)
     final = card.replace(weights_sha256=digest)
-    _atomic_write(out / CARD_NAME, final.to_json().encode("utf-8"))
+    write_bytes_atomic(out / CARD_NAME, final.to_json().encode("utf-8"))
     logger.info("saved model %s version %s (%d bytes)", final.name, final.version, len(blob))
     return final
 

@@ -14,13 +14,12 @@ import json
 import logging
 import os
 import sys
-import tempfile
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from sos_core.durable import write_bytes_atomic
 from sos_core.review.audit import canonical_json
-from sos_core.review.snapshot import fsync_dir
 
 logger = logging.getLogger(__name__)
 
@@ -28,23 +27,6 @@ logger = logging.getLogger(__name__)
 def sha256_json(obj: Any) -> str:
     """Hex SHA-256 of the canonical JSON of `obj` (sorted keys, no spaces, ASCII)."""
     return hashlib.sha256(canonical_json(obj)).hexdigest()
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` atomically and durably."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:

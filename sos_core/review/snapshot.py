@@ -14,18 +14,9 @@ import secrets
 import sqlite3
 from pathlib import Path
 
+from sos_core.durable import fsync_dir  # noqa: F401 - re-exported for existing callers
+
 logger = logging.getLogger(__name__)
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename or new file in `folder` durable (POSIX; a no-op where dirs can't be opened)."""
-    if os.name == "nt":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def publish_new(tmp: Path, dest: Path) -> bool:

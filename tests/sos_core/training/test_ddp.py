@@ -20,12 +20,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_two_gloo_ranks_end_with_identical_weights(tiny_dataset: Path, tmp_path: Path) -> None:
-    cfg = teacher_config(tiny_dataset, tmp_path / "run", epochs=2)
-    cfg_path = tmp_path / "ddp.json"
+def _run_ddp(cfg: dict, tmp_path: Path, name: str) -> subprocess.CompletedProcess[str]:
+    """Train `cfg` with torchrun on two gloo ranks; each rank writes rank<N>.sha to tmp_path."""
+    cfg_path = tmp_path / f"{name}.json"
     cfg_path.write_text(json.dumps(cfg))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -43,6 +43,10 @@ def test_two_gloo_ranks_end_with_identical_weights(tiny_dataset: Path, tmp_path:
         env=env,
         check=False,
     )
+
+
+def test_two_gloo_ranks_end_with_identical_weights(tiny_dataset: Path, tmp_path: Path) -> None:
+    proc = _run_ddp(teacher_config(tiny_dataset, tmp_path / "run", epochs=2), tmp_path, "ddp")
     assert proc.returncode == 0, proc.stderr[-3000:]
     digests = [(tmp_path / f"rank{r}.sha").read_text() for r in (0, 1)]
     assert digests[0] == digests[1]
@@ -56,25 +60,6 @@ def test_ddp_shards_differ_from_single_process(tiny_dataset: Path, tmp_path: Pat
     from sos_core.distill.training import train
 
     single = train(config_from_dict(teacher_config(tiny_dataset, tmp_path / "one", epochs=2)))
-    cfg_path = tmp_path / "ddp.json"
-    cfg_path.write_text(json.dumps(teacher_config(tiny_dataset, tmp_path / "two", epochs=2)))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node=2",
-            "--master_addr=127.0.0.1",
-            f"--master_port={_free_port()}",
-            str(Path(__file__).with_name("ddp_worker.py")),
-            str(cfg_path),
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        check=True,
-    )
+    proc = _run_ddp(teacher_config(tiny_dataset, tmp_path / "two", epochs=2), tmp_path, "ddp")
+    assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "rank0.sha").read_text() != single.state_sha256
