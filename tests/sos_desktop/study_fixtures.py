@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
+
+from tests.sos_core.imaging.series_fixtures import ct_dataset
 
 
 def head_volume(n: int, rows: int, cols: int, seed: int = 0) -> np.ndarray:
@@ -22,34 +24,8 @@ def head_volume(n: int, rows: int, cols: int, seed: int = 0) -> np.ndarray:
 
 
 def ct_slice(pixels: np.ndarray, z: float, series_uid: str, instance: int) -> Dataset:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CTImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = CTImageStorage
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.7"
-    ds.SeriesInstanceUID = series_uid
-    ds.Modality = "CT"
-    ds.PatientName = "CANARY^DESKTOP"
-    ds.InstanceNumber = instance
-    ds.ImagePositionPatient = [-10.0, -20.0, z]
-    ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-    ds.PixelSpacing = [0.5, 0.5]
-    ds.SliceThickness = 1.0
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = 16
-    ds.BitsStored = 12
-    ds.HighBit = 11
-    ds.PixelRepresentation = 0
-    ds.RescaleSlope = 1
-    ds.RescaleIntercept = -1024
-    ds.PixelData = np.ascontiguousarray(pixels, dtype="<u2").tobytes()
-    return ds
+    """One axial CT slice at height `z` mm (the imaging tests' builder, desktop geometry)."""
+    return ct_dataset(pixels, position=(-10.0, -20.0, z), series_uid=series_uid, instance=instance)
 
 
 def write_ct_series(
