@@ -148,29 +148,26 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return (x.clamp_min(0).pow(gamma) + noise).clamp(0, 1)
 
 
-def shift_and_zoom(
+def shift_whole_pixels(
     x: torch.Tensor, boxes: torch.Tensor, gen: torch.Generator, amount: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random translation (± amount of the size) and zoom (1 ± amount/2), boxes moved along.
+    """Random translation by whole pixels (up to ± amount of the size), boxes moved along.
 
     Full images only: without it a student can memorise where things are in a few hundred
-    training images instead of learning what the synchondrosis looks like. No rotation, so the
-    crop squares stay axis-aligned and the teacher's maps stay valid.
+    training images instead of learning what the synchondrosis looks like. Whole pixels and no
+    zoom because the stage is told by a gap one or two pixels wide: a sub-pixel resampling
+    blurs it in every training image but in no validation image, and the student never
+    learns it. Uncovered borders are zero (the image's black).
     """
     b, _, h, w = x.shape
-    zoom = 1 + (torch.rand(b, generator=gen) * 2 - 1) * amount / 2
-    shift = (torch.rand(b, 2, generator=gen) * 2 - 1) * amount * 2  # normalised units
-    theta = torch.zeros(b, 2, 3)
-    theta[:, 0, 0] = 1 / zoom
-    theta[:, 1, 1] = 1 / zoom
-    theta[:, :, 2] = shift
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    # input pixel p (edge coordinates) → output: ((p/S*2 - 1 - t) * zoom + 1) * S / 2
-    size = torch.tensor([w, h, w, h], dtype=boxes.dtype)
-    t = shift.repeat(1, 2)
-    moved = ((boxes / size * 2 - 1 - t) * zoom[:, None] + 1) * size / 2
-    return out, moved
+    limit = torch.tensor([w, h]) * amount
+    shifts = ((torch.rand(b, 2, generator=gen) * 2 - 1) * limit).round().long()  # (dx, dy)
+    out = torch.zeros_like(x)
+    for i, (dx, dy) in enumerate(shifts.tolist()):
+        src_x, dst_x = slice(max(0, -dx), min(w, w - dx)), slice(max(0, dx), min(w, w + dx))
+        src_y, dst_y = slice(max(0, -dy), min(h, h - dy)), slice(max(0, dy), min(h, h + dy))
+        out[i, :, dst_y, dst_x] = x[i, :, src_y, src_x]
+    return out, boxes + shifts.repeat(1, 2).to(boxes.dtype)
 
 
 def train(
@@ -206,9 +203,9 @@ def _train(
     model = create_model(config.model.key, **config.model.kwargs)
     if config.init_from:  # fine-tuning: start from saved weights of the very same architecture
         init, init_card = load_model(config.init_from, device="cpu")
-        if (init_card.architecture, dict(init_card.kwargs)) != (
-            config.model.key,
-            config.model.kwargs,
+        # Compared as JSON: the card freezes lists into tuples, the config keeps lists.
+        if json.dumps([init_card.architecture, dict(init_card.kwargs)], sort_keys=True) != (
+            json.dumps([config.model.key, config.model.kwargs], sort_keys=True)
         ):
             raise ParameterError("init_from holds a model of another architecture than `model`.")
         model.load_state_dict(init.state_dict(), strict=True)
@@ -272,7 +269,7 @@ def _train(
             x = _augment(x_all[idx], gen)
             boxes = train_data.boxes[idx]
             if is_student and config.shift > 0:
-                x, boxes = shift_and_zoom(x, boxes, gen, config.shift)
+                x, boxes = shift_whole_pixels(x, boxes, gen, config.shift)
             x = x.to(device)
             y = train_data.labels[idx].to(device)
             if cuda:
