@@ -87,7 +87,6 @@ def run_preset(
 ) -> dict[str, Path]:
     """Generate the data, train teacher and student, evaluate, and install the model folders."""
     from resources import resource_path
-    from sos_core.distill.evaluation import evaluate_model_dir, write_report
     from sos_core.distill.training import train
     from sos_core.phantom.dataset import DatasetConfig, generate_dataset
 
@@ -136,9 +135,7 @@ def run_preset(
     student = train(student_cfg, progress=bar)
     reports = {}
     for role, folder in (("teacher", teacher.model_dir), ("student", student.model_dir)):
-        report, _ = evaluate_model_dir(folder, data, split="test")
-        write_report(report, work / f"{role}-test")
-        reports[role] = report["metrics"]
+        reports[role] = record_test_metrics(folder, data, work / f"{role}-test")
     (work / "summary.json").write_text(json.dumps(reports, indent=2))
     target = out or resource_path("models")
     installed = {}
@@ -150,3 +147,26 @@ def run_preset(
         installed[role] = dest
     logger.info("installed %s", installed)
     return installed
+
+
+def record_test_metrics(model_dir: Path, data: Path, report_dir: Path) -> dict[str, Any]:
+    """Score a model on the test split, overall and per modality, and put it in its card.
+
+    The card then says what the model achieved on held-out phantom cases of each kind it reads
+    (the About dialog and `sos info` show it). Only model.json changes; the weights and their
+    SHA-256 do not. Reports (JSON, Markdown, confusion PNG) go to `report_dir`.
+    """
+    from sos_core.distill.evaluation import evaluate_model_dir, write_report
+    from sos_core.durable import write_bytes_atomic
+    from sos_core.models.model_file import CARD_NAME, read_card
+
+    card = read_card(model_dir)
+    report, _ = evaluate_model_dir(model_dir, data, split="test")
+    write_report(report, report_dir)
+    test: dict[str, Any] = {"all": report["metrics"]}
+    for modality in card.modalities if len(card.modalities) > 1 else ():
+        per, _ = evaluate_model_dir(model_dir, data, split="test", modalities=(modality,))
+        test[modality] = per["metrics"]
+    final = card.replace(metrics={**card.to_dict()["metrics"], "test": test})
+    write_bytes_atomic(Path(model_dir) / CARD_NAME, final.to_json().encode("utf-8"))
+    return test
