@@ -139,10 +139,11 @@ def report_sentence(report: RetrainReport) -> str:
         why = f": {reasons[0]}" if reasons else ""
         return (
             f"The current model {report.parent_version} was kept because the new one was worse "
-            f"on the locked validation set{why}{on_set}."
+            f"on the locked validation set{why}{on_set}. Its {report.n_labels} label(s) stay "
+            "waiting for the next run."
         )
     if report.status == "nothing_to_learn":
-        return "There is nothing to learn from: no new expert labels since the last training."
+        return "There is nothing to learn from: no expert label is waiting to be learned."
     return report.message
 
 

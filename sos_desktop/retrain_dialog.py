@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 INTRO = (
-    "Retraining fine-tunes the model on the experts' labels not yet used for training. The new "
-    "model is used only if it is not worse than the current one on the locked validation set."
+    "Retraining fine-tunes the model on the experts' labels the current model has not learned "
+    "yet. The new model is used only if it is not worse than the current one on the locked "
+    "validation set; otherwise the labels stay waiting for the next run."
 )
 
 
@@ -45,6 +46,11 @@ def queue_text(queue: RetrainQueue) -> str:
         text += (
             f" {queue.held_cases} case(s) are held back until an expert confirms they carry no "
             "burned-in identifiers."
+        )
+    if queue.locked_cases:
+        text += (
+            f" {queue.locked_cases} labelled case(s) of the locked validation set are never "
+            "trained on."
         )
     return text
 
@@ -118,7 +124,7 @@ class RetrainDialog(QDialog):
             self.result_label.setText(outcome)
         else:
             self.result_label.setText(report_sentence(outcome))  # type: ignore[arg-type]
-        self.controller.load_queue()  # a promotion marks the labels used
+        self.controller.load_queue()  # a promotion marks the labels learned; a rejection not
 
 
 __all__ = ["RetrainDialog", "queue_text"]

@@ -108,7 +108,11 @@ class ReviewController(QObject):
         if not isinstance(result, UndoResult):
             return
         win, case_id, still = self.win, result.undone.decision.case_id, result.latest
-        in_force = f"stage {still.decision.stage} is in force again" if still else "unlabelled"
+        in_force = (
+            f"stage {still.decision.stage} is in force again"
+            if still
+            else "the case is unlabelled again"
+        )
         win.status_text.setText(f"Undone label {result.undone.label_id}; {in_force}.")
         entry = win.worklist.entry(case_id)
         if entry is not None:

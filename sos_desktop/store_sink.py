@@ -6,10 +6,11 @@ reviewed 2-D image (deduplicated by content, so re-saving a case reuses it), rec
 confirmation if the expert gave it (DI-3), store the prediction the label answers (RG-3), then
 append the label, superseding the case's label in force.
 
-Undo never deletes (RG-1). The store has no retraction row: a label is withdrawn by a new label
-that supersedes it and carries the content that was in force before (the previous label's stage,
-box, reason and note). The first label of a case has nothing before it, so it cannot be
-withdrawn; undo then says so and the expert corrects it instead.
+Undo never deletes (RG-1). A correction is withdrawn by a new label that supersedes it and
+carries the content that was in force before (the previous label's stage, box, reason and note).
+The first label of a case has nothing before it: it is withdrawn by the store's retraction row
+(`ReviewStore.retract_label`), and the case is unlabelled again (out of the retraining queue)
+while the label row stays readable.
 """
 
 from __future__ import annotations
@@ -34,10 +35,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-FIRST_LABEL_SENTENCE = (
-    "The first label of a case cannot be withdrawn, because the review store never deletes "
-    "labels; open the case, choose the right stage and save to correct it."
-)
+UNDO_NOTE = "withdrawn by undo in the review app"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -146,12 +144,16 @@ class StoreLabelSink:
 
     # --- undo ---------------------------------------------------------------------------------
     def undo_last(self) -> SavedLabel | None:
-        """Withdraw the newest label saved through this sink by superseding it (RG-1).
+        """Withdraw the newest label saved through this sink, appending only (RG-1).
+
+        A correction is superseded by a row restoring the label before it; a case's first label
+        is retracted, leaving the case unlabelled.
 
         Raises
         ------
         LabelRejected
-            It is its case's first label (nothing to restore), or it was corrected since.
+            It was corrected or withdrawn since (e.g. in another window), or it is the label of a
+            locked validation case (that set only grows).
         """
         with self._lock:
             if not self._undo:
@@ -160,7 +162,10 @@ class StoreLabelSink:
             labels = {lab.id: lab for lab in self.store.labels_for_case(entry.store_case)}
             undone = labels[entry.label_id]
             if entry.prior is None:
-                raise LabelRejected(FIRST_LABEL_SENTENCE)
+                self.store.retract_label(undone.id, reviewer=undone.reviewer, note=UNDO_NOTE)
+                self._undo.pop()
+                logger.info("label %d withdrawn; its case is unlabelled again", undone.id)
+                return saved_label(entry.case_id, undone)
             before = labels[entry.prior]
             restored = self.store.add_label(
                 entry.store_case,
@@ -277,4 +282,4 @@ def saved_label(case_id: str, label: Label, decision: ReviewDecision | None = No
     return SavedLabel(str(label.id), shown, created, supersedes)
 
 
-__all__ = ["FIRST_LABEL_SENTENCE", "StoreLabelSink", "burn_in_reason", "saved_label"]
+__all__ = ["UNDO_NOTE", "StoreLabelSink", "burn_in_reason", "saved_label"]

@@ -174,7 +174,11 @@ def run_registry_rollback(args: argparse.Namespace) -> int:
 
     with _open(args) as store:
         target = ModelRegistry.for_store(store).rollback(actor=args.reviewer)
-    _say(f"The active model is now {target.version}.")
+        waiting = len(store.queue())  # the rolled-back model's labels are queued again
+    _say(
+        f"The active model is now {target.version}; {waiting} labelled case(s) wait in the "
+        "retraining queue."
+    )
     return EXIT_OK
 
 

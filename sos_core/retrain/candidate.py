@@ -125,7 +125,10 @@ def conclude(
     start: float,
     actor: str,
 ) -> RetrainReport:
-    """Promote a passing candidate (then mark its labels used), write the run report, audit."""
+    """Promote a passing candidate (then mark its labels used), write the run report, audit.
+
+    Labels are marked used only on promotion: "used" means learned by the active model.
+    """
     decision = judgement.decision
     run_id = str(base["run_id"])
     if decision.promote:
@@ -134,9 +137,11 @@ def conclude(
             store.mark_used(list(label_ids), run_id, actor=actor)
         message = f"The new model {student.version} passed the gate and is now active."
     else:
+        # Not marked used: the active model never learned these labels, so they stay queued
+        # and the next run trains on them again (with whatever was labelled meanwhile).
         message = (
             f"The new model was kept as a rejected candidate because {decision.reasons[0]}; "
-            "the active model is unchanged."
+            "the active model is unchanged and its labels stay in the queue for the next run."
         )
     report = RetrainReport(
         "promoted" if decision.promote else "rejected",

@@ -19,28 +19,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from sos_core.errors import CorruptStore, LabelRejected, LockedSetViolation, ParameterError
 from sos_core.retrain.files import FileLock, read_json, sha256_json, write_json_atomic
 from sos_core.retrain.training_data import DATA_ACTIONS, read_image_file
 from sos_core.review.audit import utc_now
-from sos_core.review.deid import content_hash
-from sos_core.review.export import to_uint16
+from sos_core.review.export import pixel_key
+from sos_core.review.layout import LOCKED_SET_NAME
+from sos_core.review.locked_cases import SUBJECT
 
 if TYPE_CHECKING:
     from sos_core.review.store import ReviewStore
 
 logger = logging.getLogger(__name__)
 
-LOCKED_SET_NAME = "locked_set.json"
-SUBJECT = "locked_set"
 FORMAT = 1
-
-
-def pixel_key(pixels: np.ndarray) -> str:
-    """SHA-256 of the pixels as any dataset export holds them (16-bit, `to_uint16`)."""
-    return content_hash(to_uint16(np.asarray(pixels))[0])
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +90,7 @@ def load_locked_set(store: ReviewStore) -> LockedSet:
         the audit log recorded (a member was removed by hand).
     """
     path = locked_set_path(store)
-    audited = _audited_members(store)
+    audited = store.locked_members_audited()
     if not path.exists():
         if audited:
             raise _corrupt(path, "is missing although the audit log records one")
@@ -208,7 +200,7 @@ def _member(
 ) -> LockedMember:
     case = store.case(case_id)  # CaseNotFound names nothing identifying
     labels = store.labels_for_case(case_id)
-    if not labels:
+    if store.current_label(case_id) is None:  # never labelled, or its label was withdrawn
         raise LabelRejected(
             "A case without an expert label cannot join the locked validation set; label it first."
         )
@@ -237,15 +229,6 @@ def _member_dict(m: LockedMember) -> dict[str, str]:
 
 def _hashed_part(doc: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in doc.items() if k != "manifest_hash"}
-
-
-def _audited_members(store: ReviewStore) -> dict[str, str]:
-    """case id → content hash of every member the audit log recorded."""
-    out: dict[str, str] = {}
-    for entry in store.audit_entries(subject=SUBJECT):
-        if entry.action in ("locked_set.fix", "locked_set.grow"):
-            out.update({str(k): str(v) for k, v in entry.details.get("added", {}).items()})
-    return out
 
 
 def _trained_label_ids(store: ReviewStore) -> set[int]:

@@ -69,6 +69,8 @@ WEIGHTS_NAME = "weights.safetensors"
 Role = Literal["student", "teacher"]
 AuditFn = Callable[..., None]
 """Called as `audit(actor=, action=, subject=, details=)`, e.g. `ReviewStore.record`."""
+ReleaseFn = Callable[..., object]
+"""Called as `release(run_id, actor=, reason=)`, e.g. `ReviewStore.release_run`."""
 
 
 def embedded_models_dir() -> Path:
@@ -112,19 +114,27 @@ class ModelRegistry:
         *,
         embedded: str | os.PathLike[str] | None = None,
         audit: AuditFn | None = None,
+        release: ReleaseFn | None = None,
     ) -> None:
         self.root = Path(root)
         self.versions_dir = self.root / VERSIONS_DIR
         self.embedded = Path(embedded) if embedded is not None else embedded_models_dir()
         self._audit = audit
+        self._release = release
         self.versions_dir.mkdir(parents=True, exist_ok=True)
 
     @classmethod
     def for_store(
         cls, store: ReviewStore, *, embedded: str | os.PathLike[str] | None = None
     ) -> ModelRegistry:
-        """The registry in the store's data folder, auditing into the store's log."""
-        return cls(store.folder / REGISTRY_DIR, embedded=embedded, audit=store.record)
+        """The registry in the store's data folder, auditing into the store's log; a rollback
+        returns the labels the rolled-back model learned to the store's queue."""
+        return cls(
+            store.folder / REGISTRY_DIR,
+            embedded=embedded,
+            audit=store.record,
+            release=store.release_run,
+        )
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -325,6 +335,11 @@ class ModelRegistry:
     def rollback(self, *, actor: str, reason: str = "rollback") -> ModelVersion:
         """Make the previously active version active again (one step back).
 
+        With a store (`for_store`), the labels the rolled-back version's run had marked used are
+        released first: the active model no longer knows them, so they are queued again. (In
+        that order, an interruption can only leave them queued while that model is still
+        active, which costs a re-learning, never a lost label.)
+
         Raises
         ------
         ParameterError
@@ -336,10 +351,23 @@ class ModelRegistry:
                 raise ParameterError("There is no earlier model version to roll back to.")
             target = self.version(doc["previous"][-1])
             _verify(target)
+            self._release_labels(str(doc["active"]), target.version, actor)
             self._write_pointer(
                 target.version, doc["previous"][:-1], "rollback", actor, reason, doc
             )
         return target
+
+    def _release_labels(self, leaving: str, target: str, actor: str) -> None:
+        """Tell the store that the labels `leaving`'s run marked used are not learned now."""
+        if self._release is None:
+            return
+        try:
+            run_id = self.version(leaving).lineage.get("run_id")
+        except (ModelNotFound, CorruptStore):  # a damaged version: rolling away from it matters
+            logger.warning("rolled back from %s without knowing its run", leaving)
+            return
+        if run_id:
+            self._release(str(run_id), actor=actor, reason=f"rollback from {leaving} to {target}")
 
     def _write_pointer(
         self,

@@ -3,7 +3,8 @@
 `retrain(store, registry)` is one plain synchronous function (the caller picks the thread or
 process; `process.start_retrain_process` runs it in a child process for the desktop app):
 
-1. take the retraining queue minus every locked case (by id and by pixel content, RG-4);
+1. take the retraining queue (the labels the active model has not learned; a rejected run's
+   labels are still in it) minus every locked case (by id and by pixel content, RG-4);
    no labels: "nothing to learn", nothing is trained;
 2. write it as a dataset folder with a stratified train/val split, and check it by content
    against the locked set once more just before any training reads it;
@@ -13,7 +14,8 @@ process; `process.start_retrain_process` runs it in a child process for the desk
 5. score active and candidate students on the locked set; the gate decides (RG-5);
 6. register teacher and student as immutable versions with their lineage (parent, manifest hash
    of the label ids, seeds, code version, evaluation, decision; RG-7, RG-8); promote only if
-   the gate passed, then mark the labels used.
+   the gate passed, then mark the labels used (learned by the active model, out of the queue);
+   a rejected candidate marks nothing, so its labels are trained on again by the next run.
 
 One run at a time per registry: a second request gets the typed "already_running" result.
 """
@@ -105,9 +107,14 @@ def retrain(
 
 
 def training_items(store: ReviewStore, locked: LockedSet) -> tuple[list[QueueItem], int]:
-    """The queue minus every locked case (by case id, store hash or export pixel hash)."""
-    keep, excluded = [], 0
-    for item in store.queue().items:
+    """The queue minus every locked case; returns (items, locked cases held out).
+
+    The store's queue already leaves out the locked cases by id; this checks the rest again by
+    id, store hash and export pixel hash (the same picture ingested under another id, RG-4).
+    """
+    queue = store.queue()
+    keep, excluded = [], queue.locked_cases
+    for item in queue.items:
         case = store.case(item.case_id)
         if locked.holds(case_id=item.case_id, content=case.content_hash) or (
             len(locked) and _pixel_key(store.blobs.get_array(case.blob)) in locked.pixel_keys

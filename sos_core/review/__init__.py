@@ -16,6 +16,7 @@ from sos_core.review.records import (
     Label,
     PredictionRecord,
     QueueItem,
+    Retraction,
     RetrainQueue,
 )
 from sos_core.review.schema import REASON_CODES, SCHEMA_VERSION
@@ -34,6 +35,7 @@ __all__ = [
     "PredictionRecord",
     "QueueItem",
     "RetrainQueue",
+    "Retraction",
     "ReviewStore",
     "default_location",
     "export_queue",

@@ -5,7 +5,10 @@ per case with `file`, `modality`, `stage`, `sos_box` ([x0, y0, x1, y1] in the im
 `pixel_spacing` ([row, col] mm or null), `split` and `case_id`, plus `label_id`, `box_source`
 and `intensity` (stored value = png * slope + intercept). Images come from the verified blobs,
 never from the live database file (DB-6), and only de-identified data is written (DI-1).
-The folder is built under a temporary name and renamed into place when complete.
+Locked validation cases are never exported for training (RG-4): the queue leaves them out by
+case id, and a case whose exported pixels equal a locked case's (the same picture ingested
+again under another id) is skipped here too. The folder is built under a temporary name and
+renamed into place when complete.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import json
 import logging
 import os
 import secrets
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +27,7 @@ import numpy as np
 
 from sos_core.errors import ParameterError
 from sos_core.review.blobs import encode_pixels
+from sos_core.review.deid import content_hash
 from sos_core.review.snapshot import fsync_dir
 
 if TYPE_CHECKING:
@@ -36,12 +41,16 @@ IMAGE_DIR = "images"
 
 @dataclass(frozen=True, slots=True)
 class ExportSummary:
-    """What an export wrote: the folder, the labels it holds and the counts per stage."""
+    """What an export wrote: the folder, the labels it holds and the counts per stage.
+
+    skipped_locked: queued cases left out because their pixels are a locked validation case's.
+    """
 
     folder: Path
     label_ids: tuple[int, ...]
     per_stage: dict[int, int]
     per_reviewer: dict[str, int]
+    skipped_locked: int = 0
 
 
 def to_uint16(pixels: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -93,12 +102,17 @@ def export_queue(
     if not 0.0 <= val_fraction <= 1.0:
         raise ParameterError("The validation fraction must be between 0 and 1.")
     q = store.queue()
+    locked_keys = {pixel_key(store.pixels(c)) for c in sorted(store.locked_case_ids())}
     token = secrets.token_hex(4)
     partial = folder.with_name(f".{folder.name}.{token}.partial")
     (partial / IMAGE_DIR).mkdir(parents=True)
     lines: list[str] = []
+    written = []
     for item in q.items:
         png, slope, intercept = to_uint16(store.blobs.get_array(item.blob))
+        if content_hash(png) in locked_keys:
+            continue
+        written.append(item)
         rel = f"{IMAGE_DIR}/{item.case_id}.png"
         _write_durable(partial / rel, encode_pixels(png))
         row = {
@@ -119,15 +133,24 @@ def export_queue(
     fsync_dir(partial)
     os.rename(partial, folder)
     fsync_dir(folder.parent)
-    ids = tuple(i.label_id for i in q.items)
+    ids = tuple(i.label_id for i in written)
+    skipped = len(q.items) - len(written)
     store.record(
         actor=actor,
         action="queue.export",
         subject=f"export:{token}",
-        details={"label_ids": list(ids), "n_cases": len(ids)},
+        details={"label_ids": list(ids), "n_cases": len(ids), "skipped_locked": skipped},
     )
     logger.info("exported %d labelled case(s) to a dataset folder", len(ids))
-    return ExportSummary(folder, ids, q.per_stage, q.per_reviewer)
+    per_stage = dict(sorted(Counter(i.stage for i in written).items()))
+    per_reviewer = dict(sorted(Counter(i.reviewer for i in written).items()))
+    return ExportSummary(folder, ids, per_stage, per_reviewer, skipped)
+
+
+def pixel_key(pixels: np.ndarray) -> str:
+    """SHA-256 of the pixels as any dataset export holds them (16-bit, `to_uint16`): the same
+    picture under another dtype or case id has the same key (RG-4)."""
+    return content_hash(to_uint16(np.asarray(pixels))[0])
 
 
 def _write_durable(path: Path, data: bytes) -> None:

@@ -6,6 +6,7 @@ A store is a folder::
     review.secret    the pseudonymisation key (DI-2): beside, never inside, the database
     blobs/           de-identified pixels, named by their SHA-256 (DB-8)
     snapshots/       backup() snapshots taken before each schema migration (DB-9)
+    locked_set.json  the locked validation set's members (written by `sos_core.retrain`)
 
 The default folder is `platformdirs.user_data_dir("SOS Review")`, overridden by `$SOS_DATA_DIR`
 or by the folder the caller names.
@@ -31,6 +32,7 @@ DB_NAME = "review.sqlite3"
 SECRET_NAME = "review.secret"
 BLOB_DIR = "blobs"
 SNAPSHOT_DIR = "snapshots"
+LOCKED_SET_NAME = "locked_set.json"
 
 
 def default_location() -> Path:

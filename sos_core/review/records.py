@@ -103,6 +103,22 @@ class Label:
 
 
 @dataclass(frozen=True, slots=True)
+class Retraction:
+    """An expert's withdrawal of a case's label in force (e.g. undo of its first label; RG-1).
+
+    Nothing is deleted: the label row stays readable, and this row says it is no longer in
+    force, so the case counts as unlabelled until a new label is added. It carries no stage.
+    """
+
+    id: int
+    label_id: int
+    case_id: str
+    reviewer: str
+    note: str
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
 class QueueItem:
     """One labelled case waiting to be trained on: its current label and what training needs."""
 
@@ -120,15 +136,21 @@ class QueueItem:
 
 @dataclass(frozen=True, slots=True)
 class RetrainQueue:
-    """Labelled cases not yet used for training, with counts per stage and per reviewer.
+    """Labelled cases the active model has not learned, with counts per stage and per reviewer.
 
+    A label counts as learned once a promoted model trained on it, and as not learned again if
+    that model was rolled back; a rejected candidate's labels stay here. Cases whose label was
+    withdrawn are unlabelled, hence absent.
     held_cases: labelled cases kept out until an expert confirms no burned-in identifiers.
+    locked_cases: labelled cases of the locked validation set, which is never trained on (RG-4);
+        they are in neither `items` nor the counts.
     """
 
     items: tuple[QueueItem, ...]
     per_stage: dict[int, int]
     per_reviewer: dict[str, int]
     held_cases: int
+    locked_cases: int = 0
 
     def __len__(self) -> int:
         return len(self.items)

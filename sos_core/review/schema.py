@@ -19,7 +19,7 @@ from sos_core.review.snapshot import backup_database
 logger = logging.getLogger(__name__)
 
 APPLICATION_ID = 0x534F5352  # "SOSR": marks the file as ours (DB-7)
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 REASON_CODES = ("confirmed", "ambiguous", "artefact", "wrong_anatomy", "model_error")
 BOX_SOURCES = ("expert", "suggested")
@@ -31,13 +31,19 @@ def _in(values: tuple[str, ...]) -> str:
     return "(" + ", ".join(f"'{v}'" for v in values) + ")"
 
 
-def _append_only(table: str, key: str) -> tuple[str, ...]:
-    """Triggers that make `table` insert-only, even for `INSERT OR REPLACE` from a raw client."""
+def _no_update_or_delete(table: str) -> tuple[str, ...]:
     return (
         f"CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table} "
         f"BEGIN SELECT RAISE(ABORT, '{table} rows are append-only; add a new row instead'); END",
         f"CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table} "
         f"BEGIN SELECT RAISE(ABORT, '{table} rows are append-only and cannot be deleted'); END",
+    )
+
+
+def _append_only(table: str, key: str) -> tuple[str, ...]:
+    """Triggers that make `table` insert-only, even for `INSERT OR REPLACE` from a raw client."""
+    return (
+        *_no_update_or_delete(table),
         # REPLACE deletes silently unless recursive_triggers is on, which a raw client may not set.
         f"CREATE TRIGGER {table}_no_replace BEFORE INSERT ON {table} "
         f"WHEN EXISTS (SELECT 1 FROM {table} WHERE {key} = NEW.{key}) "
@@ -140,7 +146,45 @@ _V2 = (
     "CREATE INDEX confirmations_by_case ON burn_in_confirmations(case_id)",
 )
 
-MIGRATIONS: dict[int, tuple[str, ...]] = {1: _V1, 2: _V2}
+# v3: withdrawing a label (undo of a case's first label) and releasing the labels of a model
+# that was rolled back, both as new rows. A retraction cannot live in `labels` itself: its
+# NOT NULL stage and box cannot be relaxed without rebuilding that append-only table.
+_V3 = (
+    """CREATE TABLE label_retractions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        label_id INTEGER NOT NULL UNIQUE REFERENCES labels(id),
+        case_id TEXT NOT NULL REFERENCES cases(case_id),
+        reviewer TEXT NOT NULL CHECK (length(trim(reviewer)) > 0),
+        note TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL
+    )""",
+    # Only the label in force can be withdrawn: the case's newest one, of that very case.
+    """CREATE TRIGGER label_retractions_same_case BEFORE INSERT ON label_retractions
+        WHEN (SELECT case_id FROM labels WHERE id = NEW.label_id) IS NOT NEW.case_id
+        BEGIN SELECT RAISE(ABORT, 'a retraction must name a label of its own case'); END""",
+    """CREATE TRIGGER label_retractions_newest_only BEFORE INSERT ON label_retractions
+        WHEN EXISTS (SELECT 1 FROM labels WHERE case_id = NEW.case_id AND id > NEW.label_id)
+        BEGIN SELECT RAISE(ABORT, 'only the newest label of a case can be withdrawn'); END""",
+    # A withdrawn label is no longer in force, so nothing may correct it.
+    """CREATE TRIGGER labels_not_after_retraction BEFORE INSERT ON labels
+        WHEN NEW.supersedes IS NOT NULL
+         AND EXISTS (SELECT 1 FROM label_retractions WHERE label_id = NEW.supersedes)
+        BEGIN SELECT RAISE(ABORT, 'that label was withdrawn and cannot be corrected'); END""",
+    *_append_only("label_retractions", "id"),
+    "CREATE INDEX retractions_by_case ON label_retractions(case_id)",
+    """CREATE TABLE training_release (
+        label_id INTEGER NOT NULL REFERENCES labels(id),
+        run_id TEXT NOT NULL CHECK (length(run_id) > 0),
+        released_at TEXT NOT NULL,
+        PRIMARY KEY (label_id, run_id)
+    )""",
+    *_no_update_or_delete("training_release"),
+    # `training_use` is history too (INSERT OR IGNORE re-marks, so no REPLACE guard there).
+    *_no_update_or_delete("training_use"),
+)
+
+MIGRATIONS: dict[int, tuple[str, ...]] = {1: _V1, 2: _V2, 3: _V3}
+RETRACTIONS_SINCE = 3  # the first schema with `label_retractions` and `training_release`
 
 
 def _apply(conn: sqlite3.Connection, start: int, target: int) -> None:

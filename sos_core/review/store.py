@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from sos_core.errors import NotAStore, StoreBusy
-from sos_core.review import audit, retrain_queue, tables
+from sos_core.review import audit, locked_cases, retrain_queue, tables
 from sos_core.review.blobs import BlobStore
 from sos_core.review.connection import check_header, check_identity, connect, ensure_local
 from sos_core.review.crash import crash_point
@@ -44,9 +44,10 @@ from sos_core.review.records import (
     IngestResult,
     Label,
     PredictionRecord,
+    Retraction,
     RetrainQueue,
 )
-from sos_core.review.schema import SCHEMA_VERSION, migrate
+from sos_core.review.schema import RETRACTIONS_SINCE, SCHEMA_VERSION, migrate
 from sos_core.review.snapshot import backup_database
 
 if TYPE_CHECKING:
@@ -92,6 +93,10 @@ class ReviewStore:
         self.blobs = BlobStore(folder / BLOB_DIR)
         self.retry_budget_s = retry_budget_s
         self.n_stages = int(self.meta().get("n_stages", DEFAULT_N_STAGES))
+        with self._lock:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        # Only migration tests open a store at an older schema; they never withdraw labels.
+        self._retractions = version >= RETRACTIONS_SINCE
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -348,6 +353,7 @@ class ReviewStore:
             prediction_id=prediction_id,
             model_version=model_version,
             supersedes=supersedes,
+            retractions=self._retractions,
         )
         n_stages = self.n_stages
         return self._write(lambda c: tables.insert_label(c, draft, n_stages=n_stages))
@@ -357,9 +363,39 @@ class ReviewStore:
         return self._read(lambda c: tables.labels_for_case(c, case_id))
 
     def current_label(self, case_id: str) -> Label | None:
-        """The case's newest label (the head of its newest supersede chain), None if unlabelled."""
-        found = self.labels_for_case(case_id)
-        return found[-1] if found else None
+        """The case's label in force: its newest label, None if unlabelled or that was withdrawn."""
+        flag = self._retractions
+        return self._read(lambda c: tables.current_label(c, case_id, retractions=flag))
+
+    def retract_label(self, label_id: int, *, reviewer: str, note: str = "") -> Retraction:
+        """Withdraw the label in force of its case (append-only, audited; RG-1).
+
+        Nothing is updated or deleted: a retraction row records that the label no longer holds,
+        so the case counts as unlabelled (and leaves the retraining queue) until a new label is
+        added, which then starts a new chain (`supersedes=None`). This is how the first label of
+        a case is undone; a later label is undone by a correction restoring the one before.
+
+        Raises
+        ------
+        LabelRejected
+            It is not the case's newest label, it was withdrawn already, the case belongs to the
+            locked validation set (which only grows), or the reviewer or note is invalid.
+        CaseNotFound
+            No such label.
+        """
+        locked = locked_cases.file_members(self.folder)
+
+        def write(conn: sqlite3.Connection) -> Retraction:
+            held = locked | frozenset(locked_cases.audited_members(conn))
+            return tables.insert_retraction(
+                conn, label_id, reviewer=reviewer, note=note, locked=held
+            )
+
+        return self._write(write)
+
+    def retractions_for_case(self, case_id: str) -> list[Retraction]:
+        """The case's withdrawn labels, oldest withdrawal first."""
+        return self._read(lambda c: tables.retractions_for_case(c, case_id))
 
     def chain(self, label_id: int) -> list[Label]:
         """`label_id` and the labels it supersedes, newest first, down to the first label."""
@@ -368,13 +404,38 @@ class ReviewStore:
     # --- retraining queue --------------------------------------------------------------------
 
     def queue(self) -> RetrainQueue:
-        """Labelled cases not yet used for training, with counts per stage and per reviewer."""
-        return self._read(retrain_queue.queue)
+        """Labelled cases the active model has not learned, with counts per stage and reviewer.
+
+        Locked validation cases are never in it (RG-4); see `retrain_queue` for the rules.
+        """
+        in_file = locked_cases.file_members(self.folder)
+
+        def read(conn: sqlite3.Connection) -> RetrainQueue:
+            locked = in_file | frozenset(locked_cases.audited_members(conn))
+            return retrain_queue.queue(conn, locked)
+
+        return self._read(read)
 
     def mark_used(self, label_ids: Sequence[int], run_id: str, *, actor: str = "retrain") -> int:
-        """Record that a training run used these labels (audited); returns how many were new."""
+        """Record that the promoted model of a run learned these labels (audited); they leave
+        the queue. Returns how many were new."""
         ids = [int(i) for i in label_ids]
         return self._write(lambda c: retrain_queue.mark_used(c, ids, run_id, actor))
+
+    def release_run(self, run_id: str, *, actor: str, reason: str) -> list[int]:
+        """Record that the model of `run_id` was rolled back: the labels it marked used count
+        as not learned again and return to the queue (audited; nothing is deleted). Returns
+        the released label ids."""
+        return self._write(lambda c: retrain_queue.release_run(c, run_id, actor, reason))
+
+    def locked_case_ids(self) -> frozenset[str]:
+        """The locked validation set's case ids, from the audit log and the locked-set file."""
+        in_file = locked_cases.file_members(self.folder)
+        return in_file | frozenset(self.locked_members_audited())
+
+    def locked_members_audited(self) -> dict[str, str]:
+        """case id → content hash of each locked validation case the audit log recorded."""
+        return self._read(locked_cases.audited_members)
 
     # --- audit, integrity, backup -----------------------------------------------------------
 

@@ -22,6 +22,7 @@ from sos_core.review.records import (
     CaseRecord,
     Label,
     PredictionRecord,
+    Retraction,
 )
 from sos_core.review.schema import BOX_SOURCES, REASON_CODES
 
@@ -268,6 +269,8 @@ class LabelDraft:
     prediction_id: int | None
     model_version: str | None
     supersedes: int | None
+    # False only on a store opened at a schema older than `RETRACTIONS_SINCE` (migration tests)
+    retractions: bool = True
 
 
 def identifier(value: Any, message: str) -> str:
@@ -325,6 +328,10 @@ def _check_label(conn: sqlite3.Connection, d: LabelDraft, n_stages: int) -> tupl
             raise LabelRejected(
                 "That label has already been corrected; correct the case's newest label instead."
             )
+        if d.retractions and _retracted(conn, int(d.supersedes)):
+            raise LabelRejected(
+                "That label was withdrawn; add a new label for the case instead of correcting it."
+            )
     return (d.case_id, d.stage, *box, d.box_source, d.reason, d.note, reviewer, version)
 
 
@@ -377,6 +384,86 @@ def labels_for_case(conn: sqlite3.Connection, case_id: str) -> list[Label]:
     case_by_id(conn, case_id)
     rows = conn.execute(_LABEL_SELECT + " WHERE case_id = ? ORDER BY id", (case_id,))
     return [_label(r) for r in rows]
+
+
+def current_label(
+    conn: sqlite3.Connection, case_id: str, *, retractions: bool = True
+) -> Label | None:
+    """The case's newest label, None if it has none or that label was withdrawn."""
+    case_by_id(conn, case_id)
+    row = conn.execute(
+        _LABEL_SELECT + " WHERE case_id = ? ORDER BY id DESC LIMIT 1", (case_id,)
+    ).fetchone()
+    if row is None or (retractions and _retracted(conn, int(row[0]))):
+        return None
+    return _label(row)
+
+
+def _retracted(conn: sqlite3.Connection, label_id: int) -> bool:
+    found = conn.execute("SELECT 1 FROM label_retractions WHERE label_id = ?", (label_id,))
+    return found.fetchone() is not None
+
+
+_RETRACTION_SELECT = (
+    "SELECT id, label_id, case_id, reviewer, note, created_at FROM label_retractions"
+)
+
+
+def insert_retraction(
+    conn: sqlite3.Connection,
+    label_id: int,
+    *,
+    reviewer: Any,
+    note: Any,
+    locked: frozenset[str],
+) -> Retraction:
+    """Withdraw the case's label in force with a retraction row and its audit entry."""
+    who = identifier(reviewer, "A withdrawal needs the reviewer's id (1 to 120 characters).")
+    if not isinstance(note, str) or len(note) > MAX_NOTE_CHARS:
+        raise LabelRejected(f"The note must be text of at most {MAX_NOTE_CHARS} characters.")
+    row = conn.execute("SELECT case_id FROM labels WHERE id = ?", (int(label_id),)).fetchone()
+    if row is None:
+        raise CaseNotFound("No label with that id exists in the review store.")
+    case_id = str(row[0])
+    if _retracted(conn, int(label_id)):
+        raise LabelRejected("That label has already been withdrawn.")
+    newer = conn.execute(
+        "SELECT 1 FROM labels WHERE case_id = ? AND id > ? LIMIT 1", (case_id, int(label_id))
+    ).fetchone()
+    if newer is not None:
+        raise LabelRejected(
+            "That label is no longer in force (a newer label of the case exists); only the "
+            "case's newest label can be withdrawn."
+        )
+    if case_id in locked:
+        raise LabelRejected(
+            "The case belongs to the locked validation set, which only grows; correct its label "
+            "instead of withdrawing it."
+        )
+    now = audit.utc_now()
+    try:
+        cur = conn.execute(
+            "INSERT INTO label_retractions (label_id, case_id, reviewer, note, created_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (int(label_id), case_id, who, note, now),
+        )
+    except sqlite3.IntegrityError as exc:
+        raise LabelRejected("The withdrawal was refused by the store's consistency rules.") from exc
+    rid = int(cur.lastrowid or 0)
+    audit.append(
+        conn,
+        actor=who,
+        action="label.retract",
+        subject=f"label:{int(label_id)}",
+        details={"case_id": case_id, "retraction_id": rid},
+    )
+    return Retraction(rid, int(label_id), case_id, who, note, now)
+
+
+def retractions_for_case(conn: sqlite3.Connection, case_id: str) -> list[Retraction]:
+    case_by_id(conn, case_id)
+    rows = conn.execute(_RETRACTION_SELECT + " WHERE case_id = ? ORDER BY id", (case_id,))
+    return [Retraction(*r) for r in rows]
 
 
 def chain(conn: sqlite3.Connection, label_id: int) -> list[Label]:

@@ -168,7 +168,9 @@ def test_cancel_ends_a_running_retraining_process_as_cancelled(
 
     dialog = win.retrain.show_dialog()
     qtbot.waitUntil(lambda: "waiting" in dialog.queue_label.text(), timeout=20000)
-    assert dialog.queue_label.text().startswith("14 labelled case(s) waiting")
+    text = dialog.queue_label.text()  # the 8 locked cases are never queued (RG-4)
+    assert text.startswith("6 labelled case(s) waiting")
+    assert "8 labelled case(s) of the locked validation set" in text
     with qtbot.waitSignal(win.retrain.finished, timeout=RUN_TIMEOUT_MS) as done:
         dialog.start_button.click()
         dialog.cancel_button.click()

@@ -15,7 +15,7 @@ from sos_core.imaging.study import Study
 from sos_core.inference.prediction import Prediction
 from sos_core.review import ReviewStore
 from sos_desktop.label_sink import CaseImage, LabelSink, ReviewDecision
-from sos_desktop.store_sink import FIRST_LABEL_SENTENCE, StoreLabelSink
+from sos_desktop.store_sink import StoreLabelSink
 from tests.sos_desktop.study_fixtures import write_ct_series
 
 VERSION = "v7+0123abcd"
@@ -120,11 +120,12 @@ def test_a_correction_supersedes_and_undo_appends_a_restoring_row(
     assert latest is not None
     assert latest.decision.stage == 1
 
-    # the first label has nothing before it: it cannot be withdrawn, only corrected
-    with pytest.raises(LabelRejected, match="first label of a case cannot be withdrawn"):
-        sink.undo_last()
+    # the first label has nothing before it: a retraction row withdraws it, nothing is deleted
+    assert sink.undo_last() is not None
     assert len(store.labels_for_case(case_id)) == 3
-    assert "never deletes" in FIRST_LABEL_SENTENCE
+    assert [r.label_id for r in store.retractions_for_case(case_id)] == [restored.id]
+    assert store.current_label(case_id) is None
+    assert sink.latest("case-a") is None
 
 
 def test_invalid_decisions_are_refused_and_store_nothing(

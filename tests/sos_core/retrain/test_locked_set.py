@@ -26,8 +26,9 @@ from sos_core.retrain import (
 )
 from sos_core.retrain.files import sha256_json
 from sos_core.retrain.locked_set import locked_set_path
+from sos_core.retrain.training_data import DatasetRow, stratified_split, write_dataset
 from sos_core.review import ReviewStore, export_queue
-from tests.sos_core.retrain.conftest import REVIEWER, fill_store
+from tests.sos_core.retrain.conftest import REVIEWER, fill_store, make_box_dataset
 from tests.sos_core.training.conftest import teacher_config
 
 
@@ -108,22 +109,57 @@ def test_removing_a_member_by_hand_is_detected(locked_store: ReviewStore) -> Non
 
 
 @pytest.mark.req("RG-4")
+def test_locked_cases_are_not_in_the_queue_its_counts_or_its_export(
+    locked_store: ReviewStore, box_data: dict[str, Path], tmp_path: Path
+) -> None:
+    locked = load_locked_set(locked_store)
+    q = locked_store.queue()
+    assert (len(q), q.per_stage, q.per_reviewer, q.locked_cases) == (0, {}, {}, 24)
+    fill_store(locked_store, make_box_dataset(tmp_path / "new", 8, seed=7))
+    q = locked_store.queue()
+    assert len(q) == 8
+    assert not {i.case_id for i in q.items} & locked.case_ids
+    assert (q.per_stage, q.per_reviewer, q.locked_cases) == (
+        {0: 2, 1: 2, 2: 2, 3: 2},
+        {REVIEWER: 8},
+        24,
+    )
+    export = export_queue(locked_store, tmp_path / "export", val_fraction=0.3)
+    assert len(export.label_ids) == 8
+    assert check_training_dataset(locked, export.folder) == 8  # clean: nothing locked in it
+
+
+def test_a_locked_cases_label_cannot_be_withdrawn(locked_store: ReviewStore) -> None:
+    member = load_locked_set(locked_store).members[0]
+    label = locked_store.current_label(member.case_id)
+    assert label is not None
+    with pytest.raises(LabelRejected, match="locked validation set"):
+        locked_store.retract_label(label.id, reviewer=REVIEWER)
+    assert locked_store.current_label(member.case_id) == label
+
+
+@pytest.mark.req("RG-4")
 def test_training_on_a_dataset_with_a_locked_case_raises(
     locked_store: ReviewStore, box_data: dict[str, Path], tmp_path: Path
 ) -> None:
-    # The store's own queue export (for training elsewhere) holds every labelled case,
-    # locked ones included: the training side refuses it by content.
-    export = export_queue(locked_store, tmp_path / "export", val_fraction=0.3)
+    # A dataset folder holding the locked cases (as another tool could write one): the training
+    # side refuses it by content.
     locked = load_locked_set(locked_store)
+    rows = []
+    for member in locked.members:
+        label = locked_store.current_label(member.case_id)
+        assert label is not None
+        case = locked_store.case(member.case_id)
+        rows.append(
+            DatasetRow(member.case_id, label.id, label.stage, label.box, case.modality,
+                       case.pixel_spacing, case.blob)
+        )  # fmt: skip
+    splits = stratified_split(rows, 0.3)
+    folder = write_dataset(locked_store, rows, splits, tmp_path / "data")
     with pytest.raises(LockedSetViolation) as info:
-        check_training_dataset(locked, export.folder)
-    assert set(info.value.case_ids) <= locked.case_ids
-    assert len(info.value.case_ids) == sum(
-        1
-        for line in (export.folder / "manifest.jsonl").read_text().splitlines()
-        if json.loads(line)["split"] in ("train", "val")
-    )
-    config = config_from_dict(teacher_config(export.folder, tmp_path / "run", epochs=1))
+        check_training_dataset(locked, folder)
+    assert set(info.value.case_ids) == locked.case_ids
+    config = config_from_dict(teacher_config(folder, tmp_path / "run", epochs=1))
     with pytest.raises(LockedSetViolation, match="locked validation set"):
         guarded_train(config, locked)
     assert not (tmp_path / "run").exists()  # refused before training began

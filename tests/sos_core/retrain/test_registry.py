@@ -26,6 +26,7 @@ from sos_core.retrain import ModelRegistry, active_model_dir
 from sos_core.retrain.registry import POINTER_NAME
 from sos_core.review import ReviewStore
 from tests.sos_core.retrain.conftest import SIZE, random_model_dir
+from tests.sos_core.review.helpers import add_case
 
 PROMOTE = {"parent": None, "gate": {"decision": "promote"}}
 
@@ -134,6 +135,30 @@ def test_rollback_restores_the_earlier_logits_bit_for_bit(
     with pytest.raises(ParameterError, match="no earlier model version"):
         registry.rollback(actor="qa")  # one step only: the origin has no predecessor
     assert newer.folder.is_dir()  # rolled-back versions stay in the registry
+
+
+def test_a_rollback_returns_the_rolled_back_models_labels_to_the_queue(
+    registry: ModelRegistry, store: ReviewStore, tmp_path: Path
+) -> None:
+    cases = [add_case(store, seed) for seed in range(3)]
+    ids = [store.add_label(c.case_id, stage=1, box=(1, 1, 9, 9), reviewer="dr").id for c in cases]
+    origin = registry.active()
+    assert origin is not None
+    newer = registry.register(
+        random_model_dir(tmp_path / "c", seed=3),
+        role="student",
+        lineage={**PROMOTE, "parent": origin.version, "run_id": "run-7"},
+    )
+    registry.promote(newer.version, actor="qa")
+    store.mark_used(ids[:2], "run-7")  # what a promoting run does
+    assert [i.label_id for i in store.queue().items] == ids[2:]
+
+    registry.rollback(actor="qa")
+
+    assert [i.label_id for i in store.queue().items] == ids  # the origin never learned them
+    (entry,) = [e for e in store.audit_entries("run:run-7") if e.action == "training.release"]
+    assert (entry.actor, entry.details["label_ids"]) == ("qa", ids[:2])
+    assert store.labels_for_case(cases[0].case_id)[0].id == ids[0]  # nothing deleted
 
 
 @pytest.mark.req("RG-7")

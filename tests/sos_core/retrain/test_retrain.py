@@ -93,7 +93,7 @@ def test_a_better_model_is_promoted(flow: Flow) -> None:
     report = flow.report
     assert report.status == "promoted", report.message
     assert report.n_labels == 48
-    assert report.excluded_locked == 24  # the locked cases are labelled, hence queued: held out
+    assert report.excluded_locked == 24  # the locked cases are labelled, but never trained on
     active = flow.registry.active()
     assert active is not None
     assert active.version == report.candidate_version == report.active_version
@@ -110,7 +110,8 @@ def test_a_better_model_is_promoted(flow: Flow) -> None:
     assert teacher.parent is not None
     assert flow.fractions == sorted(flow.fractions)
     assert flow.fractions[-1] == 1.0
-    assert len(flow.store.queue()) == 24  # the trained labels are used; locked ones stay
+    queue = flow.store.queue()
+    assert (len(queue), queue.locked_cases) == (0, 24)  # learned, or locked: none waits
     assert json.loads(report.report_path.read_text())["status"] == "promoted"  # type: ignore[union-attr]
 
 
@@ -179,6 +180,61 @@ def test_few_labels_still_run_and_the_gate_decides(flow: Flow, tmp_path: Path) -
     assert before is not None
     assert (after.version == report.candidate_version) == report.promoted
     assert (after.version == before.version) == (not report.promoted)
+    # learned by the active model only if promoted; a rejected run's labels wait for the next
+    assert len(flow.store.queue()) == (0 if report.promoted else 20)
+
+
+REJECT_ALL = GateConfig(min_locked_cases=1000)
+PASS_ALL = GateConfig(
+    margins=dict.fromkeys(TEST_GATE.margins, 1.0), stage_margins={"f1": 1.0}, min_locked_cases=1
+)
+
+
+def _nudged(active: Path, dest: Path, seed: int) -> Path:
+    """A candidate: the active student with its weights nudged (new weights, same envelope)."""
+    model, card = load_model(active)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=gen) * 1e-3)
+    save_model(dest, model, card.replace(version=dest.name))
+    return dest
+
+
+def test_labels_wait_until_the_active_model_learned_them(
+    tmp_path: Path, box_data: dict[str, Path], embedded: Path
+) -> None:
+    """Rejected: the labels stay queued. Promoted: marked used. Rolled back: queued again."""
+    with ReviewStore.open(tmp_path / "s") as store:
+        registry = ModelRegistry.for_store(store, embedded=embedded)
+        import_locked_set(store, box_data["locked"], reviewer=REVIEWER, source_kind="synthetic")
+        fill_store(store, make_box_dataset(tmp_path / "few", 8, seed=5))
+        origin = registry.active()
+        assert origin is not None
+        queued = [i.label_id for i in store.queue().items]
+        assert len(queued) == 8
+
+        rejected = submit_candidate(
+            store, registry, _nudged(origin.folder, tmp_path / "c1", 1), label_ids=queued,
+            gate=REJECT_ALL,
+        )  # fmt: skip
+        assert rejected.status == "rejected", rejected.message
+        assert "stay in the queue" in rejected.message
+        assert [i.label_id for i in store.queue().items] == queued
+        assert used_label_ids(store, str(rejected.run_id)) == sorted(queued)  # seen by that run
+
+        promoted = submit_candidate(
+            store, registry, _nudged(origin.folder, tmp_path / "c2", 2), label_ids=queued,
+            gate=PASS_ALL,
+        )  # fmt: skip
+        assert promoted.status == "promoted", promoted.message
+        assert len(store.queue()) == 0
+        assert store.queue().locked_cases == 24
+
+        registry.rollback(actor="qa")
+        assert registry.active().version == origin.version  # type: ignore[union-attr]
+        assert [i.label_id for i in store.queue().items] == queued  # the origin never saw them
+        assert store.verify_audit().ok
 
 
 def test_nothing_to_learn_without_labels(tmp_path: Path, embedded: Path) -> None:
@@ -254,4 +310,4 @@ def test_retrain_process_sends_progress_and_obeys_cancel(
         assert event.report.status == "cancelled"
         assert handle.fractions  # progress came through the queue
         assert ModelRegistry.for_store(store, embedded=embedded).candidates() == []
-        assert len(store.queue()) == 8 + 24  # nothing was marked used
+        assert len(store.queue()) == 8  # nothing was marked used (the locked 24 never queue)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 import subprocess
@@ -327,3 +328,85 @@ def test_one_store_shared_by_threads(store: ReviewStore) -> None:
     assert errors == []
     assert len(store.labels_for_case(case.case_id)) == 60
     assert store.verify_audit().ok
+
+
+@pytest.mark.req("RG-4")
+def test_locked_validation_cases_are_never_queued_nor_counted_nor_exported(
+    store: ReviewStore, tmp_path: Path
+) -> None:
+    from sos_core.review import export_queue
+    from sos_core.review.layout import LOCKED_SET_NAME
+    from sos_core.review.locked_cases import CHANGE_ACTIONS, SUBJECT
+
+    cases = [add_case(store, seed) for seed in range(4)]
+    for stage, case in enumerate(cases):
+        store.add_label(case.case_id, stage=stage, box=(1, 1, 9, 9), reviewer=f"dr-{stage}")
+    # Locked in the audit log (as `sos_core.retrain` records it) and, for an interrupted grow,
+    # only in the locked-set file beside the database: both are held out.
+    store.record(
+        actor="qa",
+        action=CHANGE_ACTIONS[0],
+        subject=SUBJECT,
+        details={"added": {cases[0].case_id: cases[0].content_hash}},
+    )
+    (store.folder / LOCKED_SET_NAME).write_text(
+        json.dumps({"members": [{"case_id": cases[1].case_id}]})
+    )
+    assert store.locked_case_ids() == {cases[0].case_id, cases[1].case_id}
+    q = store.queue()
+    assert [i.case_id for i in q.items] == [cases[2].case_id, cases[3].case_id]
+    assert (q.per_stage, q.per_reviewer) == ({2: 1, 3: 1}, {"dr-2": 1, "dr-3": 1})
+    assert q.locked_cases == 2
+    summary = export_queue(store, tmp_path / "export")
+    rows = [json.loads(x) for x in (summary.folder / "manifest.jsonl").read_text().splitlines()]
+    assert {r["case_id"] for r in rows} == {cases[2].case_id, cases[3].case_id}
+    assert summary.per_stage == {2: 1, 3: 1}
+
+
+@pytest.mark.req("RG-4")
+def test_the_export_skips_a_locked_picture_ingested_again_under_another_id(
+    store: ReviewStore, tmp_path: Path
+) -> None:
+    from sos_core.review import export_queue
+    from sos_core.review.locked_cases import CHANGE_ACTIONS, SUBJECT
+
+    locked = add_case(store)
+    again = store.ingest(
+        store.pixels(locked.case_id).astype(np.int32), source_kind="synthetic"
+    ).case
+    assert again.case_id != locked.case_id  # other bytes, so another case ...
+    for case in (locked, again):
+        store.add_label(case.case_id, stage=1, box=(1, 1, 9, 9), reviewer="dr-a")
+    store.record(
+        actor="qa",
+        action=CHANGE_ACTIONS[0],
+        subject=SUBJECT,
+        details={"added": {locked.case_id: locked.content_hash}},
+    )
+    summary = export_queue(store, tmp_path / "export")
+    assert summary.label_ids == ()  # ... but the same picture: not exported for training
+    assert summary.skipped_locked == 1
+    assert (summary.folder / "manifest.jsonl").read_text() == ""
+
+
+def test_a_rolled_back_run_returns_its_labels_to_the_queue(store: ReviewStore) -> None:
+    cases = [add_case(store, seed) for seed in range(3)]
+    labels = [store.add_label(c.case_id, stage=1, box=(1, 1, 9, 9), reviewer="dr-a") for c in cases]
+    store.mark_used([labels[0].id, labels[1].id], "run-1")
+    store.mark_used([labels[2].id], "run-2")
+    assert len(store.queue()) == 0
+    assert store.release_run("run-1", actor="qa", reason="rollback") == [labels[0].id, labels[1].id]
+    assert [i.label_id for i in store.queue().items] == [labels[0].id, labels[1].id]
+    assert store.release_run("run-1", actor="qa", reason="again") == []  # idempotent
+    (entry, _) = [e for e in store.audit_entries("run:run-1") if e.action == "training.release"]
+    assert (entry.actor, entry.details["label_ids"]) == ("qa", [labels[0].id, labels[1].id])
+    # A later promoted run that learns them marks them used again.
+    store.mark_used([labels[0].id, labels[1].id], "run-3")
+    assert len(store.queue()) == 0
+    conn = raw_connect(store.db_path)
+    try:
+        for sql in ("DELETE FROM training_use", "UPDATE training_release SET run_id = 'x'"):
+            with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+                conn.execute(sql)
+    finally:
+        conn.close()

@@ -259,24 +259,25 @@ def _schema_state(folder: Path) -> tuple[int, set[str]]:
 
 
 V2_OBJECTS = {"training_use", "labels_by_case", "predictions_by_case", "audit_by_subject"}
+V3_OBJECTS = {"label_retractions", "training_release", "labels_not_after_retraction"}
 
 
 def _assert_old_or_complete(folder: Path, case_id: str, label_id: int) -> int:
     version, names = _schema_state(folder)
     if version == 1:
-        assert not names & V2_OBJECTS  # nothing half-applied
+        assert not names & (V2_OBJECTS | V3_OBJECTS)  # nothing half-applied
         with ReviewStore.open(folder, schema_version=1) as old:  # the old schema still opens
             assert old.current_label(case_id).id == label_id  # type: ignore[union-attr]
     else:
         assert version == SCHEMA_VERSION
-        assert names >= V2_OBJECTS
+        assert names >= V2_OBJECTS | V3_OBJECTS
     return version
 
 
 @pytest.mark.req("DB-9")
 @pytest.mark.parametrize(
     ("point", "expected_version"),
-    [("migration_snapshot", 1), ("migration_applied", 1), ("migration_committed", 2)],
+    [("migration_snapshot", 1), ("migration_applied", 1), ("migration_committed", SCHEMA_VERSION)],
 )
 def test_crash_during_migration_leaves_old_or_new_schema(
     tmp_path: Path, point: str, expected_version: int
