@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from sos_core.dataset_manifest import MANIFEST_NAME, RASTER_SUFFIXES, read_cases
 from sos_core.errors import ParameterError
 
 logger = logging.getLogger(__name__)
@@ -33,9 +33,7 @@ STATUSES: tuple[CaseStatus, ...] = (
 
 REVIEWED: frozenset[str] = frozenset({"confirmed", "corrected", "labelled"})
 _RANK = {"flagged": 0, "predicted": 1, "new": 2}
-_RASTER_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
 _RASTER_MODALITY = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
-MANIFEST_NAME = "manifest.jsonl"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +44,7 @@ class WorklistEntry:
     path: the file or series folder to open; shown by base name only, never logged.
     modality: DICOM modality or PNG/JPEG/TIFF; "" until known.
     probabilities: the last prediction's, in scheme order; () when not predicted.
+    pixel_spacing: (row mm, col mm) from a dataset manifest, for rasters that carry none.
     """
 
     case_id: str
@@ -58,6 +57,7 @@ class WorklistEntry:
     flags: tuple[str, ...] = ()
     reviewer: str = ""
     labelled_stage: int | None = None
+    pixel_spacing: tuple[float, float] | None = None
 
     @property
     def uncertainty(self) -> float | None:
@@ -173,7 +173,7 @@ def discover_cases(folder: Path) -> list[WorklistEntry] | None:
     folder = Path(folder)
     manifest = folder / MANIFEST_NAME
     if manifest.is_file():
-        return _from_manifest(folder, manifest)
+        return _from_manifest(folder)
     if (folder / "DICOMDIR").is_file():
         return None
     children = sorted(
@@ -181,43 +181,37 @@ def discover_cases(folder: Path) -> list[WorklistEntry] | None:
     )
     subdirs = [c for c in children if c.is_dir() and any(c.iterdir())]
     files = [c for c in children if c.is_file()]
-    rasters = [c for c in files if c.suffix.lower() in _RASTER_SUFFIXES]
+    rasters = [c for c in files if c.suffix.lower() in RASTER_SUFFIXES]
     if not subdirs and len(rasters) < 2:
         return None
     return [_entry(p, _RASTER_MODALITY.get(p.suffix.lower(), "")) for p in subdirs + files]
 
 
-def _entry(path: Path, modality: str) -> WorklistEntry:
+def _entry(path: Path, modality: str, spacing: tuple[float, float] | None = None) -> WorklistEntry:
     return WorklistEntry(
-        case_id=case_id_for(path), path=path, display_name=path.name, modality=modality
+        case_id=case_id_for(path),
+        path=path,
+        display_name=path.name,
+        modality=modality,
+        pixel_spacing=spacing,
     )
 
 
-def _from_manifest(folder: Path, manifest: Path) -> list[WorklistEntry]:
+def _from_manifest(folder: Path) -> list[WorklistEntry]:
     root = folder.resolve()
     entries: list[WorklistEntry] = []
     seen: set[Path] = set()
-    for n, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            rel = str(record["file"])
-        except (json.JSONDecodeError, KeyError, TypeError):
-            logger.warning("manifest line %d is not a case record; skipped", n)
-            continue
-        path = (folder / rel).resolve()
-        if not path.is_relative_to(root) or path in seen:
-            logger.warning("manifest line %d points outside the folder or repeats; skipped", n)
-            continue
-        seen.add(path)
-        modality = str(record.get("modality", "")) or _RASTER_MODALITY.get(path.suffix.lower(), "")
+    for case in read_cases(folder):
+        path = case.path
+        modality = case.modality or _RASTER_MODALITY.get(path.suffix.lower(), "")
         # A series is named by one of its files or its folder; the case is the series folder.
         case_path = path.parent if _in_series_folder(path, root) else path
-        if case_path != path and case_path in seen:
+        if case_path in seen:
             continue
         seen.add(case_path)
-        entries.append(_entry(case_path, modality))
+        # the manifest's spacing matters for rasters only: DICOM headers carry their own
+        spacing = case.pixel_spacing if case_path.suffix.lower() in RASTER_SUFFIXES else None
+        entries.append(_entry(case_path, modality, spacing))
     return entries
 
 

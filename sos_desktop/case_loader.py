@@ -54,13 +54,21 @@ def load_case(
     series: str | None,
     progress: Callable[[float], None],
     cancel: threading.Event,
+    spacing: Spacing2D = None,
 ) -> LoadedCase:
-    """Worker thread: open the study and find where to start viewing it."""
+    """Worker thread: open the study and find where to start viewing it.
+
+    spacing: (row mm, col mm) for a raster, e.g. from its worklist entry; when None, a dataset
+    manifest next to the raster is asked (a PNG carries no spacing of its own).
+    """
+    from sos_core.dataset_manifest import spacing_for
     from sos_core.imaging import open_study
 
     t0 = time.perf_counter()
     progress(0.05)
-    kwargs: dict[str, Any] = {"series": series}
+    if spacing is None and not path.is_dir():
+        spacing = spacing_for(path)
+    kwargs: dict[str, Any] = {"series": series, "spacing": spacing}
     params = inspect.signature(open_study).parameters
     # Pass progress / cancel through once the loader accepts them (the imaging issue's plan).
     if "progress" in params:

@@ -61,11 +61,21 @@ class CaseOpener(QObject):
     def busy(self) -> bool:
         return self.case_id is not None
 
-    def load(self, path: Path, case_id: str, series: str | None = None) -> None:
-        """Start loading `path` as `case_id`; any earlier request is cancelled."""
+    def load(
+        self,
+        path: Path,
+        case_id: str,
+        series: str | None = None,
+        spacing: tuple[float, float] | None = None,
+    ) -> None:
+        """Start loading `path` as `case_id`; any earlier request is cancelled.
+
+        spacing: (row mm, col mm) for a raster when the caller knows it (a dataset manifest).
+        """
         self.cancel(announce=False)
         self.case_id, self._full_done = case_id, False
-        full = Task(f"load {case_id}", functools.partial(load_case, path, case_id, series), self)
+        run = functools.partial(load_case, path, case_id, series, spacing=spacing)
+        full = Task(f"load {case_id}", run, self)
         full.progressed.connect(self.progressed)
         full.succeeded.connect(self._on_loaded)
         full.failed.connect(functools.partial(self._on_failed, path, case_id))

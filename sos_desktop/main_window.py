@@ -121,6 +121,8 @@ class MainWindow(QMainWindow):
         self.review_panel = ReviewPanel(self.labels, self.review.reviewer, self.review.inputs)
         self.review_panel.age_hint_sex = self.review.age_hint_sex
         self.review_panel.saved.connect(self.review.on_label_saved)
+        # Save is greyed out, with the reason, until there is a box to save with the label.
+        self.viewer.crop_box_changed.connect(lambda _box: self.review_panel.refresh())
         self.review.connect_services()
         self.side_splitter = QSplitter(Qt.Orientation.Vertical)
         self.side_splitter.addWidget(self.prediction_panel)
@@ -231,12 +233,18 @@ class MainWindow(QMainWindow):
         entry = self.worklist.entry(case_id)
         if entry is not None:
             self.worklist.set_current(case_id)
-            self._load(entry.path, case_id, None)
+            self._load(entry.path, case_id, None, entry.pixel_spacing)
 
-    def _load(self, path: Path, case_id: str, series: str | None) -> None:
+    def _load(
+        self,
+        path: Path,
+        case_id: str,
+        series: str | None,
+        spacing: tuple[float, float] | None = None,
+    ) -> None:
         self.prediction.cancel()
         self.status_text.setText(f"Opening {path.name}\u2026")
-        self.opener.load(path, case_id, series)
+        self.opener.load(path, case_id, series, spacing)
 
     def cancel_loading(self) -> None:
         self.batch.cancel()
@@ -249,6 +257,7 @@ class MainWindow(QMainWindow):
             if not isinstance(study, Study):
                 return
             self.case, self.result = None, None
+            self.viewer.clear_annotations()  # the previous case's map and boxes
             self.viewer.show_image(
                 study.pixels, image_spacing(study), study.window, study.modality.upper() == "CT"
             )
@@ -264,8 +273,7 @@ class MainWindow(QMainWindow):
     def _show_case(self, case: LoadedCase) -> None:
         self.case, self.result = case, None
         study = case.study
-        self.viewer.set_overlay(None)
-        self.viewer.boxes.set_suggested(None, False)
+        self.viewer.clear_annotations()  # no box until the prediction suggests one
         if case.slice_count is not None and case.start_slice is not None:
             axis = "Sagittal slice" if study.kind == "volume" else "Frame"
             self.viewer.show_volume(
@@ -273,7 +281,6 @@ class MainWindow(QMainWindow):
             )
         else:
             self.viewer.show_image(study.pixels, image_spacing(study), study.window, case.hu)
-        self.viewer.reset_crop_box()
         # The rest waits for the next event-loop turn so the image paints first and the GUI
         # thread never holds on to one long block (the heartbeat test's < 100 ms).
         QTimer.singleShot(0, functools.partial(self._finish_show_case, case))

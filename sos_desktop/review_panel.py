@@ -223,6 +223,8 @@ class ReviewPanel(QWidget):
             out.append("No case is open.")
         if self.selected_stage is None:
             out.append("Choose a stage (keys 0\u20133).")
+        if self.case_id is not None and self._inputs().box is None:
+            out.append("Draw the SOS box on the image (Draw box, or Shift+drag).")
         return out
 
     def _check(self, stage: int | None) -> None:

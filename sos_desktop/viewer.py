@@ -2,7 +2,11 @@
 
 Coordinates are image pixels: x = column, y = row (row-major ImageItems, y pointing down), so
 prediction and crop boxes [x0, y0, x1, y1] need no conversion. Non-square pixels are shown at
-their true shape by locking the view's aspect to the pixel spacing. Thread affinity: GUI thread.
+their true shape by locking the view's aspect to the pixel spacing. A case opens fitted (whole
+image, centred) and the aspect lock keeps the whole image in view through window resizes until
+the user zooms. A thin frame marks the image's edge, because CT and phantom images fade to black
+at their borders and on a black view a whole image would otherwise look cropped.
+Thread affinity: GUI thread.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from collections.abc import Callable
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import (
+    QGraphicsRectItem,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -39,6 +45,8 @@ Spacing2D = tuple[float, float] | None
 SliceGetter = Callable[[int], tuple[np.ndarray, Spacing2D]]
 Box = tuple[float, float, float, float]
 PLACEHOLDER = "Open a study: File \u25b8 Open file\u2026 or Open folder\u2026, or drop it here."
+FRAME_COLOUR = QColor(110, 110, 110)
+MIN_BOX_PX = 2.0  # a drawn box is at least this wide and tall (image pixels)
 
 
 class ImageViewer(QWidget):
@@ -78,6 +86,12 @@ class ImageViewer(QWidget):
         self.overlay_item.setZValue(10)
         self.view.addItem(self.image_item)
         self.view.addItem(self.overlay_item)
+        self.frame_item = QGraphicsRectItem()
+        pen = QPen(FRAME_COLOUR, 0)
+        pen.setCosmetic(True)
+        self.frame_item.setPen(pen)
+        self.frame_item.setZValue(5)  # above the image, under the attention map and boxes
+        self.view.addItem(self.frame_item)
         self.boxes = BoxLayer(self.view)
         self.boxes.crop_box_changed.connect(self.crop_box_changed)
         self.scale_bar = MmScaleBar(1.0)
@@ -86,6 +100,7 @@ class ImageViewer(QWidget):
         self.scale_bar.setVisible(False)
         self.view.window_dragged.connect(self._on_window_dragged)
         self.view.slice_scrolled.connect(self._on_slice_scrolled)
+        self.view.box_dragged.connect(self._on_box_dragged)
         self.graphics.scene().sigMouseMoved.connect(self._on_mouse_moved)
 
         self.stack = QStackedWidget()
@@ -123,7 +138,10 @@ class ImageViewer(QWidget):
         self.opacity.valueChanged.connect(self._update_overlay)
         self.colormap.currentTextChanged.connect(self._on_colormap_changed)
         self._on_colormap_changed(self.colormap.currentText())
-        bar.reset_box_button.clicked.connect(self.reset_crop_box)
+        self.reset_box_button = bar.reset_box_button
+        self.reset_box_button.clicked.connect(self.reset_crop_box)
+        self.draw_box_button = bar.draw_box_button
+        self.draw_box_button.toggled.connect(self._on_draw_toggled)
         return bar
 
     def _build_slice_row(self) -> QHBoxLayout:
@@ -146,6 +164,9 @@ class ImageViewer(QWidget):
         self.placeholder.setText(message)
         self.stack.setCurrentIndex(0)
         self.boxes.clear()
+        self.draw_box_button.setChecked(False)
+        self._update_box_buttons()
+        self.frame_item.setVisible(False)
         self.overlay_item.clear()
         self.scale_bar.setVisible(False)
         for w in self._slice_widgets:
@@ -195,6 +216,7 @@ class ImageViewer(QWidget):
         self._pixels, self._spacing, self._hu = pixels, spacing, hu
         self.stack.setCurrentIndex(1)
         self.image_item.setImage(pixels, autoLevels=False)
+        self._frame(pixels.shape)
         for name in WINDOW_PRESETS:
             self.preset_actions[name].setEnabled(hu)
         self.set_window(*(window or auto_window(pixels)))
@@ -205,6 +227,7 @@ class ImageViewer(QWidget):
             self.scale_bar.set_mm_per_unit(sx)
         self._update_overlay()
         self._update_suggested()
+        self._update_box_buttons()
 
     @property
     def current_slice(self) -> int | None:
@@ -233,9 +256,15 @@ class ImageViewer(QWidget):
             self.set_slice(self.slice_slider.marker)
 
     def fit(self) -> None:
+        """Whole image in view, centred, aspect kept (the view's aspect lock)."""
         if self._pixels is not None:
             # only the image: a crop box left from the previous case must not widen the range
             self.view.autoRange(padding=0.02, items=[self.image_item])
+
+    def _frame(self, shape: tuple[int, ...]) -> None:
+        rows, cols = shape[-2], shape[-1]
+        self.frame_item.setRect(0.0, 0.0, float(cols), float(rows))
+        self.frame_item.setVisible(True)
 
     # --- window / level -----------------------------------------------------------------------
     @property
@@ -274,6 +303,7 @@ class ImageViewer(QWidget):
         pixels, spacing = self._getter(index)
         self._pixels, self._spacing = pixels, spacing
         self.image_item.setImage(pixels, autoLevels=False)
+        self._frame(pixels.shape)
         self.image_item.setLevels(
             (self._window[0] - self._window[1] / 2, self._window[0] + self._window[1] / 2)
         )
@@ -335,10 +365,20 @@ class ImageViewer(QWidget):
     def _on_model_slice(self) -> bool:
         return self._getter is None or self._cam_slice in (None, self.current_slice)
 
+    def clear_annotations(self) -> None:
+        """Forget what belonged to the previous case: attention map, suggested and crop box."""
+        self.set_overlay(None)
+        self.boxes.clear()
+        self.draw_box_button.setChecked(False)
+        self._update_box_buttons()
+
     def set_suggested_box(self, box: Box | None) -> None:
-        """Draw the model's suggested SOS box and start the crop box from it."""
+        """Draw the model's suggested SOS box; the crop box starts from it unless the expert
+        already drew one for this case."""
         self.boxes.set_suggested(box, self._pixels is not None and self._on_model_slice())
-        self.reset_crop_box()
+        if not self.boxes.edited:
+            self.reset_crop_box()
+        self._update_box_buttons()
 
     def _update_suggested(self) -> None:
         self.boxes.show_suggested(self._pixels is not None and self._on_model_slice())
@@ -349,15 +389,42 @@ class ImageViewer(QWidget):
         return self.boxes.suggested_shown
 
     def reset_crop_box(self) -> None:
-        """Crop box = the suggested box, else a centred quarter of the image."""
-        self.boxes.reset_crop(None if self._pixels is None else self._pixels.shape)
+        """Crop box = the suggested box; none before a suggestion exists (nothing made up)."""
+        if self._pixels is None:
+            self.boxes.remove_crop()
+        else:
+            self.boxes.reset_crop()
+        self._update_box_buttons()
 
     def crop_box(self) -> Box | None:
         """The expert's crop box [x0, y0, x1, y1] in image pixels, or None."""
         return self.boxes.crop_box()
 
     def set_crop_box(self, box: Box) -> None:
-        self.boxes.set_crop(box, None if self._pixels is None else self._pixels.shape)
+        """Put the crop box where the expert wants it (as drawing it does)."""
+        if self._pixels is not None:
+            self.boxes.set_crop(box)
+
+    def _update_box_buttons(self) -> None:
+        self.reset_box_button.setEnabled(self.boxes.suggested is not None)
+        self.draw_box_button.setEnabled(self._pixels is not None)
+
+    def _on_draw_toggled(self, on: bool) -> None:
+        self.view.draw_box = on
+        self.graphics.setCursor(Qt.CursorShape.CrossCursor if on else Qt.CursorShape.ArrowCursor)
+
+    def _on_box_dragged(self, start: QPointF, end: QPointF, finished: bool) -> None:
+        """Left-drag in draw mode (or Shift+drag): the crop box follows, and is set on release."""
+        if self._pixels is None:
+            return
+        x0, x1 = sorted((float(start.x()), float(end.x())))
+        y0, y1 = sorted((float(start.y()), float(end.y())))
+        box = (x0, y0, max(x1, x0 + MIN_BOX_PX), max(y1, y0 + MIN_BOX_PX))
+        if not finished:
+            self.boxes.place_crop(box)
+            return
+        self.boxes.set_crop(box)
+        self.draw_box_button.setChecked(False)  # one box per press of "Draw box"
 
     # --- cursor -------------------------------------------------------------------------------
     def _on_mouse_moved(self, scene_pos: QPointF) -> None:

@@ -2,7 +2,9 @@
 
 Both are in image pixels [x0, y0, x1, y1] (x = column, y = row). The crop box is a
 `pg.RectROI` with a scale handle on every corner; it starts from the suggested box because what
-the expert leaves there is what the teacher will train on.
+the expert leaves there is what the teacher will train on. Before a suggestion exists there is
+no crop box until the expert draws one, and a box the expert made is not replaced by a
+suggestion that arrives later.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class BoxLayer(QObject):
         self.view = view
         self.suggested: Box | None = None
         self.roi: pg.RectROI | None = None
+        self.edited = False  # the expert drew, moved or resized the crop box of this case
         self.suggested_item = QGraphicsRectItem()
         pen = QPen(Qt.GlobalColor.cyan, 0, Qt.PenStyle.DashLine)
         pen.setCosmetic(True)
@@ -59,18 +62,31 @@ class BoxLayer(QObject):
     def suggested_shown(self) -> Box | None:
         return self.suggested if self.suggested_item.isVisible() else None
 
-    def reset_crop(self, shape: tuple[int, int] | None) -> None:
-        """Crop box = the suggested box, else a centred quarter of an image of `shape`."""
-        if shape is None:
+    def reset_crop(self) -> None:
+        """Crop box = the suggested box; no box at all while there is none.
+
+        A box made up in the middle of the image would read as a suggestion; until the model
+        answers, the expert draws one (`set_crop`, or a drag in the viewer).
+        """
+        self.edited = False
+        if self.suggested is None:
             self.remove_crop()
             return
-        rows, cols = shape
-        box = self.suggested or (cols * 0.375, rows * 0.375, cols * 0.625, rows * 0.625)
+        self.place_crop(self.suggested)
+        self.crop_box_changed.emit(self.crop_box())
+
+    def set_crop(self, box: Box) -> None:
+        """The expert's box: kept when a (new) suggestion arrives later for the same case."""
+        self.place_crop(box)
+        self.edited = True
+        self.crop_box_changed.emit(self.crop_box())
+
+    def place_crop(self, box: Box) -> None:
+        """Move (or make) the crop ROI without announcing it, e.g. while a box is being drawn."""
         x0, y0, x1, y1 = box
         if self.roi is not None:  # move the existing box: building a RectROI costs ~10 ms
             self.roi.setPos((x0, y0), update=False, finish=False)
             self.roi.setSize((x1 - x0, y1 - y0), finish=False)
-            self.crop_box_changed.emit(self.crop_box())
             return
         roi = pg.RectROI((x0, y0), (x1 - x0, y1 - y0), pen=pg.mkPen(CROP_COLOUR, width=2))
         roi.addScaleHandle((0, 0), (1, 1))
@@ -81,7 +97,6 @@ class BoxLayer(QObject):
         roi.sigRegionChangeFinished.connect(self._on_roi_changed)
         self.view.addItem(roi)
         self.roi = roi
-        self.crop_box_changed.emit(self.crop_box())
 
     def crop_box(self) -> Box | None:
         """The crop box in image pixels, or None when there is none."""
@@ -91,23 +106,18 @@ class BoxLayer(QObject):
         x0, y0 = float(pos.x()), float(pos.y())
         return (x0, y0, x0 + float(size.x()), y0 + float(size.y()))
 
-    def set_crop(self, box: Box, shape: tuple[int, int] | None) -> None:
-        if self.roi is None:
-            self.reset_crop(shape)
-        if self.roi is not None:
-            x0, y0, x1, y1 = box
-            self.roi.setPos((x0, y0), finish=False)
-            self.roi.setSize((x1 - x0, y1 - y0))
-
     def remove_crop(self) -> None:
         if self.roi is not None:
             self.view.removeItem(self.roi)
             self.roi = None
+            self.crop_box_changed.emit(None)
 
     def clear(self) -> None:
         self.suggested = None
+        self.edited = False
         self.suggested_item.setVisible(False)
         self.remove_crop()
 
     def _on_roi_changed(self, _roi: object) -> None:
+        self.edited = True  # the expert moved or resized it
         self.crop_box_changed.emit(self.crop_box())

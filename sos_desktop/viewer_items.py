@@ -39,24 +39,40 @@ def auto_window(pixels: np.ndarray) -> tuple[float, float]:
 
 
 class ImageViewBox(pg.ViewBox):
-    """ViewBox with right-drag window/level and (for volumes) wheel slice scrolling.
+    """ViewBox with right-drag window/level, box drawing and (for volumes) wheel slice scrolling.
 
     Left-drag pans and Ctrl+wheel zooms, as in pyqtgraph; a plain wheel zooms 2-D images.
+    Shift+left-drag, or any left-drag while `draw_box` is on, draws a box instead:
+    `box_dragged(start, end, finished)` in view (image pixel) coordinates.
     """
 
     window_dragged = Signal(float, float)
     slice_scrolled = Signal(int)
+    box_dragged = Signal(QPointF, QPointF, bool)
 
     def __init__(self) -> None:
         super().__init__(lockAspect=True, invertY=True, enableMenu=False)
         self.scroll_slices = False
+        self.draw_box = False
+        self._drawing = False
         self._wheel_rest = 0.0
 
     def mouseDragEvent(self, ev: object, axis: int | None = None) -> None:  # noqa: N802 - pg API
-        if ev.button() == Qt.MouseButton.RightButton:  # type: ignore[attr-defined]
+        button = ev.button()  # type: ignore[attr-defined]
+        if button == Qt.MouseButton.RightButton:
             ev.accept()  # type: ignore[attr-defined]
             delta = ev.screenPos() - ev.lastScreenPos()  # type: ignore[attr-defined]
             self.window_dragged.emit(float(delta.x()), float(delta.y()))
+            return
+        if ev.isStart():  # type: ignore[attr-defined]
+            # decided once per drag, so letting go of Shift half-way does not start a pan
+            shift = bool(ev.modifiers() & Qt.KeyboardModifier.ShiftModifier)  # type: ignore[attr-defined]
+            self._drawing = button == Qt.MouseButton.LeftButton and (self.draw_box or shift)
+        if self._drawing and button == Qt.MouseButton.LeftButton:
+            ev.accept()  # type: ignore[attr-defined]
+            start = self.mapToView(ev.buttonDownPos(button))  # type: ignore[attr-defined]
+            end = self.mapToView(ev.pos())  # type: ignore[attr-defined]
+            self.box_dragged.emit(start, end, bool(ev.isFinish()))  # type: ignore[attr-defined]
             return
         super().mouseDragEvent(ev, axis)
 

@@ -68,6 +68,13 @@ class ViewerToolbar(QWidget):
         row.addWidget(self.opacity, 1)
         row.addWidget(self.colormap)
         row.addSpacing(8)
+        self.draw_box_button = QToolButton()
+        self.draw_box_button.setText("Draw box")
+        self.draw_box_button.setCheckable(True)
+        self.draw_box_button.setToolTip(
+            "Draw the SOS crop box: drag over the synchondrosis (Shift+drag draws at any time)"
+        )
+        row.addWidget(self.draw_box_button)
         self.reset_box_button = QToolButton()
         self.reset_box_button.setText("Reset box")
         self.reset_box_button.setToolTip("Put the crop box back on the suggested SOS box")

@@ -17,7 +17,6 @@ from PySide6.QtWidgets import QApplication, QPushButton
 from sos_core.review import ReviewStore
 from sos_desktop.main_window import MainWindow
 from sos_desktop.store_controller import NEW_STORE_TEXT, OPEN_FAILED_TITLE
-from sos_desktop.store_sink import FIRST_LABEL_SENTENCE
 
 
 def _open(qtbot: Any, win: MainWindow, path: Path) -> None:
@@ -100,13 +99,18 @@ def test_keyboard_review_writes_labels_to_the_store_and_undo_appends(
         assert (third.supersedes, third.stage, third.box) == (second.id, predicted, first.box)
         assert store.current_label(case.case_id) == third
 
-    # the confirmation was the case's first label: it cannot be withdrawn, and nothing changes
-    with qtbot.waitSignal(win.reporter.error_reported, timeout=10000) as blocker:
-        qtbot.keyClick(win, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
-    assert blocker.args[0].sentence == FIRST_LABEL_SENTENCE
-    win.reporter.close_dialogs()
+    # the confirmation was the case's first label: undo withdraws it with a retraction row
+    undone = _key_and_wait(
+        qtbot, win, win.labels.undone, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier
+    )
+    assert undone.latest is None
     with ReviewStore.open(tmp_path / "store") as store:
-        assert len(store.labels_for_case(store.cases()[0].case_id)) == 3
+        case_id = store.cases()[0].case_id
+        assert len(store.labels_for_case(case_id)) == 3  # nothing deleted
+        (retraction,) = store.retractions_for_case(case_id)
+        assert retraction.label_id == third.id
+        assert store.current_label(case_id) is None
+        assert len(store.queue()) == 0
 
 
 def _clip(box: Any, shape: tuple[int, int]) -> tuple[float, ...]:
@@ -217,6 +221,7 @@ def test_the_data_folder_setting_is_the_store_location(
         win.apply_settings(previous)
     with qtbot.waitSignal(win.case_shown, timeout=20000):
         win.open_path(png_path)
+    win.viewer.set_crop_box((20.0, 30.0, 60.0, 70.0))  # no suggestion: the expert draws it
     win.review_panel.choose_stage(2)
     with qtbot.waitSignal(win.review_panel.saved, timeout=10000) as blocker:
         win.review_panel.save()
@@ -225,6 +230,7 @@ def test_the_data_folder_setting_is_the_store_location(
         (case,) = store.cases()
         (label,) = store.labels_for_case(case.case_id)
         assert (label.stage, label.reviewer, label.model_version) == (2, "Dr Move", None)
+        assert label.box == pytest.approx((20.0, 30.0, 60.0, 70.0))
 
 
 def _pdf_creator(data: bytes) -> str:

@@ -12,6 +12,7 @@ from PySide6.QtCore import QPointF, Qt
 
 from sos_desktop.app import configure_pyqtgraph
 from sos_desktop.viewer import ImageViewer
+from tests.sos_desktop.viewer_gestures import drag, is_fitted
 
 
 @pytest.fixture
@@ -152,5 +153,86 @@ def test_crop_box_starts_on_the_suggested_box_and_can_be_reset(viewer: ImageView
     assert viewer.crop_box() == pytest.approx((12.0, 6.0, 40.0, 30.0))
     viewer.reset_crop_box()
     assert viewer.crop_box() == pytest.approx((10.0, 5.0, 30.0, 25.0))
-    viewer.set_suggested_box(None)  # no suggestion: a centred box to start from
-    assert viewer.crop_box() == pytest.approx((22.5, 15.0, 37.5, 25.0))
+    viewer.set_suggested_box(None)  # no suggestion: no box is made up in its place
+    assert viewer.crop_box() is None
+    assert not viewer.reset_box_button.isEnabled()
+
+
+# --- fit ------------------------------------------------------------------------------------------
+def test_an_image_opens_fitted_and_stays_fitted_until_the_user_zooms(
+    viewer: ImageViewer, qtbot: Any
+) -> None:
+    viewer.show_image(_ramp(40, 160), (0.5, 0.25), None, hu=False)
+    assert is_fitted(viewer)
+    img = viewer.image_item.sceneBoundingRect()
+    assert img.width() / img.height() == pytest.approx(2.0, rel=0.01)  # 40 mm wide, 20 mm tall
+    # the frame marks the image's edge, so a dark border does not read as a cropped view
+    assert viewer.frame_item.isVisible()
+    assert viewer.frame_item.rect().getRect() == (0.0, 0.0, 160.0, 40.0)
+    for width, height in ((600, 800), (1100, 380), (700, 500)):  # tall, wide, back
+        viewer.resize(width, height)
+        qtbot.waitUntil(lambda w=width, h=height: viewer.size().toTuple() == (w, h), timeout=1000)
+        qtbot.wait(30)  # the layouts inside settle
+        assert is_fitted(viewer), (width, height)
+    viewer.view.scaleBy((0.5, 0.5))  # the user zooms in: a resize keeps their view
+    viewer.resize(600, 600)
+    qtbot.wait(30)
+    assert not is_fitted(viewer)
+    viewer.fit()
+    assert is_fitted(viewer)
+    viewer.view.scaleBy((0.5, 0.5))
+    viewer.show_image(_ramp(), None, None, hu=False)  # the next case opens fitted again
+    assert is_fitted(viewer)
+    assert viewer.frame_item.rect().getRect() == (0.0, 0.0, 60.0, 40.0)
+    viewer.clear()
+    assert not viewer.frame_item.isVisible()
+
+
+# --- boxes ----------------------------------------------------------------------------------------
+def _rois(viewer: ImageViewer) -> list[pg.ROI]:
+    return [item for item in viewer.view.addedItems if isinstance(item, pg.ROI)]
+
+
+def test_no_box_is_made_up_before_the_model_suggests_one(viewer: ImageViewer) -> None:
+    viewer.show_image(_ramp(), None, None, hu=False)
+    assert viewer.crop_box() is None
+    assert _rois(viewer) == []  # nothing drawn that could pass for a suggestion
+    assert viewer.suggested_box_shown is None
+    assert not viewer.reset_box_button.isEnabled()
+    assert viewer.draw_box_button.isEnabled()
+    viewer.set_suggested_box((10.0, 5.0, 30.0, 25.0))  # the prediction arrives
+    assert viewer.suggested_box_shown == (10.0, 5.0, 30.0, 25.0)
+    assert viewer.crop_box() == pytest.approx((10.0, 5.0, 30.0, 25.0))
+    assert len(_rois(viewer)) == 1
+    assert viewer.reset_box_button.isEnabled()
+    viewer.clear_annotations()  # the next case: nothing of this one stays
+    assert viewer.crop_box() is None
+    assert viewer.suggested_box_shown is None
+    assert _rois(viewer) == []
+
+
+def test_the_expert_draws_the_box_and_a_later_suggestion_keeps_it(
+    viewer: ImageViewer, qtbot: Any
+) -> None:
+    viewer.show_image(_ramp(), None, None, hu=False)
+    before = viewer.view.viewRange()
+    viewer.draw_box_button.click()
+    assert viewer.draw_box_button.isChecked()
+    with qtbot.waitSignal(viewer.crop_box_changed, timeout=1000) as changed:
+        drag(viewer, qtbot, (40.0, 30.0), (12.0, 6.0))  # any direction
+    assert changed.args[0] == pytest.approx((12.0, 6.0, 40.0, 30.0), abs=0.6)
+    assert viewer.crop_box() == pytest.approx((12.0, 6.0, 40.0, 30.0), abs=0.6)
+    assert viewer.view.viewRange() == before  # drawing did not pan the image
+    assert not viewer.draw_box_button.isChecked()  # one box per press
+    drawn = viewer.crop_box()
+    viewer.set_suggested_box((10.0, 5.0, 30.0, 25.0))
+    assert viewer.suggested_box_shown == (10.0, 5.0, 30.0, 25.0)
+    assert viewer.crop_box() == drawn  # the expert's box stands
+    viewer.reset_crop_box()  # ... until they ask for the suggestion
+    assert viewer.crop_box() == pytest.approx((10.0, 5.0, 30.0, 25.0))
+    # Shift+drag draws at any time; a plain drag pans and leaves the box alone
+    drag(viewer, qtbot, (5.0, 5.0), (25.0, 35.0), Qt.KeyboardModifier.ShiftModifier)
+    assert viewer.crop_box() == pytest.approx((5.0, 5.0, 25.0, 35.0), abs=0.6)
+    drag(viewer, qtbot, (50.0, 2.0), (55.0, 8.0))
+    assert viewer.crop_box() == pytest.approx((5.0, 5.0, 25.0, 35.0), abs=0.6)
+    assert viewer.view.viewRange() != before
