@@ -27,10 +27,13 @@ from sos_core.distill.training import train  # noqa: E402
 from sos_core.models.flops import count_flops  # noqa: E402
 from sos_core.models.registry import create_model  # noqa: E402
 
+CLS_ONLY = "student, L_cls only"
+CLS_DIST = "student, L_cls + L_dist"
+FULL = "student, L_cls + L_dist + L_attn (full method)"
 VARIANTS = {
-    "student, L_cls only": {"cls": 1.0, "dist": 0.0, "attn": 0.0, "outside": 0.0},
-    "student, L_cls + L_dist": {"cls": 1.0, "dist": 1.0, "attn": 0.0, "outside": 0.0},
-    "student, L_cls + L_dist + L_attn (full method)": {
+    CLS_ONLY: {"cls": 1.0, "dist": 0.0, "attn": 0.0, "outside": 0.0},
+    CLS_DIST: {"cls": 1.0, "dist": 1.0, "attn": 0.0, "outside": 0.0},
+    FULL: {
         "cls": 1.0,
         "dist": 1.0,
         "attn": 2.0,
@@ -110,10 +113,12 @@ def main() -> None:
             resume=True,
         )
         warmup_seconds = time.time() - t0
-        # The full method first: it is the one whose figures matter most if a run is cut short.
-        runs = [(name, loss, True) for name, loss in reversed(VARIANTS.items())]
+        # The full method, then L_cls only: the comparison that matters most if a run is cut
+        # short; then L_cls + L_dist, then (--scratch) the full method without the warm-up.
+        order = [FULL, CLS_ONLY, CLS_DIST]
+        runs = [(name, VARIANTS[name], True) for name in order]
         if args.scratch:
-            runs.append((SCRATCH, VARIANTS[next(reversed(VARIANTS))], False))
+            runs.append((SCRATCH, VARIANTS[FULL], False))
         for i, (name, loss, warm) in enumerate(runs):
             t0 = time.time()
             student = train(

@@ -98,10 +98,16 @@ class Predictor:
     def predict(self, study: Study, slice: int | None = None) -> Prediction:  # noqa: A002
         """Predict the stage of a study (a volume's automatic mid-sagittal slice by default)."""
         image, index = image_from_study(study, slice)
-        return self.predict_image(image, slice_index=index)
+        return self.predict_image(image, slice_index=index, kind=image_kind(study))
 
-    def predict_image(self, pixels: np.ndarray, *, slice_index: int | None = None) -> Prediction:
-        """Predict the stage of one 2-D image in modality units."""
+    def predict_image(
+        self, pixels: np.ndarray, *, slice_index: int | None = None, kind: str | None = None
+    ) -> Prediction:
+        """Predict the stage of one 2-D image in modality units.
+
+        `kind` ("slice" or "ceph", None when unknown) is checked against the modalities the
+        model was trained on; a mismatch flags the image as unsuitable, in words.
+        """
         start = time.perf_counter()
         inp, lb = prepare_image(pixels, self.size)
         probs, pooled, cam_in = self._forward(inp)
@@ -111,7 +117,7 @@ class Predictor:
             probs,
             attention,
             ood,
-            image_problem(normalise_intensity(pixels)),
+            image_problem(normalise_intensity(pixels)) or self._kind_problem(kind),
             self.stats,
             self.card.stage_names,
         )
@@ -135,6 +141,17 @@ class Predictor:
             },
         )
 
+    def _kind_problem(self, kind: str | None) -> str | None:
+        trained = self.card.modalities
+        if kind is None or not trained or kind in trained:
+            return None
+        names = {"slice": "mid-sagittal CBCT slices", "ceph": "lateral cephalograms"}
+        learned = " and ".join(names.get(m, m) for m in trained)
+        return (
+            f"This model learned {learned} only, not {names.get(kind, kind)}; "
+            "stage this image yourself."
+        )
+
     def _suggest_box(
         self, peak: tuple[float, float], lb: Letterbox
     ) -> tuple[float, float, float, float]:
@@ -146,6 +163,20 @@ class Predictor:
         return tuple(
             float(v) for v in lb.box_to_image((x - w / 2, y - h / 2, x + w / 2, y + h / 2))
         )
+
+
+# Projection radiographs: a lateral cephalogram arrives as one of these DICOM modalities.
+_RADIOGRAPH_MODALITIES = frozenset({"DX", "CR", "RG", "DR", "PX"})
+
+
+def image_kind(study: Study) -> str | None:
+    """ "slice" for a CT/CBCT (a volume or one CT image), "ceph" for a projection radiograph,
+    None when the file does not say (PNG/JPEG/TIFF, secondary capture)."""
+    if study.kind == "volume" or study.modality == "CT":
+        return "slice"
+    if study.modality in _RADIOGRAPH_MODALITIES:
+        return "ceph"
+    return None
 
 
 def cam_to_image(cam_in: np.ndarray, lb: Letterbox, shape: tuple[int, ...]) -> np.ndarray:

@@ -69,6 +69,38 @@ def test_blank_image_is_flagged_unsuitable(tiny_models: tuple[Path, Path]) -> No
     assert "blank" in p.messages[p.flags.index("unsuitable_image")]
 
 
+def test_an_image_of_a_kind_the_model_never_learned_is_flagged_in_words(
+    tiny_models: tuple[Path, Path],
+) -> None:
+    data, model_dir = tiny_models
+    predictor = Predictor(model_dir, device="cpu")
+    assert predictor.card.modalities == ("slice",)
+    image, _ = image_from_study(open_study(read_manifest(data)[2].path))
+    as_ceph = predictor.predict_image(image, kind="ceph")
+    as_slice = predictor.predict_image(image, kind="slice")
+    assert "unsuitable_image" in as_ceph.flags
+    sentence = as_ceph.messages[as_ceph.flags.index("unsuitable_image")]
+    assert "lateral cephalograms" in sentence
+    assert "yourself" in sentence
+    assert "unsuitable_image" not in as_slice.flags or "cephalogram" not in " ".join(
+        as_slice.messages
+    )
+    assert as_ceph.probabilities == as_slice.probabilities  # still returned, only flagged
+
+
+def test_image_kind_reads_the_study() -> None:
+    from types import SimpleNamespace
+
+    from sos_core.inference.predictor import image_kind
+
+    assert image_kind(SimpleNamespace(kind="volume", modality="CT")) == "slice"
+    assert image_kind(SimpleNamespace(kind="image", modality="CT")) == "slice"
+    assert image_kind(SimpleNamespace(kind="image", modality="DX")) == "ceph"
+    assert image_kind(SimpleNamespace(kind="image", modality="CR")) == "ceph"
+    assert image_kind(SimpleNamespace(kind="image", modality="PNG")) is None
+    assert image_kind(SimpleNamespace(kind="image", modality="MR")) is None
+
+
 def test_teacher_is_refused_as_predictor(tiny_models: tuple[Path, Path]) -> None:
     teacher_dir = tiny_models[1].parents[1] / "teacher" / "model"
     with pytest.raises(ModelFormatError, match="teacher"):
