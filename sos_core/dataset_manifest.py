@@ -89,11 +89,11 @@ def read_cases(folder: Path) -> list[ManifestCase]:
     return cases
 
 
-def spacing_for(image: Path) -> tuple[float, float] | None:
-    """The pixel spacing a dataset manifest gives for the raster `image`, else None.
+def case_for(image: Path) -> ManifestCase | None:
+    """The dataset-manifest row of the raster `image`, else None.
 
     Looks for `manifest.jsonl` in the image's folder and its parent. DICOM files and series
-    carry their own spacing, so they get None: the header wins over a manifest.
+    carry their own spacing and modality, so they get None: the header wins over a manifest.
     """
     image = Path(image)
     if image.suffix.lower() not in RASTER_SUFFIXES:
@@ -106,8 +106,20 @@ def spacing_for(image: Path) -> tuple[float, float] | None:
     for folder in folders:
         for case in read_cases(folder):
             if case.path == target:
-                return case.pixel_spacing
+                return case
     return None
+
+
+def spacing_for(image: Path) -> tuple[float, float] | None:
+    """The pixel spacing a dataset manifest gives for the raster `image`, else None."""
+    case = case_for(image)
+    return case.pixel_spacing if case else None
+
+
+def modality_for(image: Path) -> str | None:
+    """The modality ("slice", "ceph", ...) a dataset manifest gives for the raster `image`."""
+    case = case_for(image)
+    return case.modality or None if case else None
 
 
 def _spacing(value: object) -> tuple[float, float] | None:
@@ -123,6 +135,8 @@ def _spacing(value: object) -> tuple[float, float] | None:
 
 
 __all__ = [
+    "case_for",
+    "modality_for",
     "MANIFEST_NAME",
     "RASTER_SUFFIXES",
     "ManifestCase",

@@ -176,6 +176,11 @@ def image_kind(study: Study) -> str | None:
         return "slice"
     if study.modality in _RADIOGRAPH_MODALITIES:
         return "ceph"
+    if len(study.sources) == 1:  # a PNG/TIFF of a dataset (the bundled sample): its manifest
+        from sos_core.dataset_manifest import modality_for
+
+        kind = modality_for(Path(study.sources[0]))
+        return kind if kind in ("slice", "ceph") else None
     return None
 
 

@@ -97,8 +97,18 @@ def test_image_kind_reads_the_study() -> None:
     assert image_kind(SimpleNamespace(kind="image", modality="CT")) == "slice"
     assert image_kind(SimpleNamespace(kind="image", modality="DX")) == "ceph"
     assert image_kind(SimpleNamespace(kind="image", modality="CR")) == "ceph"
-    assert image_kind(SimpleNamespace(kind="image", modality="PNG")) is None
-    assert image_kind(SimpleNamespace(kind="image", modality="MR")) is None
+    assert image_kind(SimpleNamespace(kind="image", modality="PNG", sources=())) is None
+    assert image_kind(SimpleNamespace(kind="image", modality="MR", sources=())) is None
+
+
+def test_image_kind_of_a_sample_png_comes_from_its_manifest() -> None:
+    from resources import resource_path
+    from sos_core.inference.predictor import image_kind
+
+    samples = resource_path("samples")
+    assert image_kind(open_study(samples / "cephs" / "case_000001.png")) == "ceph"
+    assert image_kind(open_study(samples / "cephs" / "case_000001.dcm")) == "ceph"  # DX
+    assert image_kind(open_study(samples / "slices" / "case_000001.png")) == "slice"
 
 
 def test_teacher_is_refused_as_predictor(tiny_models: tuple[Path, Path]) -> None:
