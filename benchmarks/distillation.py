@@ -142,11 +142,12 @@ def main() -> None:
             seconds[name].append(time.time() - t0 + (warmup_seconds if warm else 0.0))
             rows[name].append(evaluate_model_dir(student.model_dir, data)[0]["metrics"])
             print(name, seed, {m: round(rows[name][-1][m], 4) for m in METRICS}, flush=True)
-        # Written after every seed so that a run cut short still leaves its figures.
-        table = render(rows, seconds, args)
-        (work / "results.json").write_text(json.dumps(rows, indent=1))
-        if not args.no_write:
-            write_section("Distillation: the paper's table on the phantom", table)
+            # Written after every run so that a benchmark cut short still leaves its figures.
+            (work / "results.json").write_text(json.dumps(rows, indent=1))
+            if not args.no_write:
+                write_section(
+                    "Distillation: the paper's table on the phantom", render(rows, seconds, args)
+                )
     print(render(rows, seconds, args))
 
 
@@ -184,7 +185,8 @@ def render(
             continue
         col = {m: [r[m] for r in results] for m in METRICS}
         lines.append(
-            f"| {name} | {_fmt(col['accuracy'], True)} | {_fmt(col['f1_macro'], True)} | "
+            f"| {name} (n={len(results)}) | {_fmt(col['accuracy'], True)} | "
+            f"{_fmt(col['f1_macro'], True)} | "
             f"{_fmt(col['kappa_quadratic'], False)} | {_fmt(col['ece'], False)} | "
             f"{_fmt(col['pointing_game'], True)} | {np.mean(seconds[name]):.0f} |"
         )
