@@ -415,6 +415,7 @@ def _finish(
             "train_cases": len(train_cases),
             "modalities": list(config.modalities),
             "synthetic": True,
+            **_input_detail(train_cases, config.input_size),
         },
         metrics={
             "validation": report["metrics"],
@@ -462,7 +463,7 @@ def _review_section(
     """Students only: the reference statistics behind the review flags (inference.flags)."""
     if config.kind != "student":
         return {}
-    from sos_core.inference.review_stats import fit_review_stats
+    from sos_core.inference.review_stats import attention_thresholds, fit_review_stats
 
     train_x = torch.from_numpy(train_cases.inputs).unsqueeze(1)
     val_x = torch.from_numpy(val_cases.inputs).unsqueeze(1)
@@ -474,7 +475,32 @@ def _review_section(
         config.input_size,
         model.head_weight.shape[0],
     )
+    review.update(attention_thresholds(predicted_class_maps(model, val_x), review))
     return {"review": review}
+
+
+@torch.no_grad()
+def predicted_class_maps(model: nn.Module, x: torch.Tensor, batch: int = 64) -> np.ndarray:
+    """Input-resolution [0, 1] Grad-CAM maps of the predicted class, as the Predictor makes."""
+    from sos_core.explain import GradCam
+
+    model.eval()
+    cam = GradCam(model)
+    return np.concatenate(
+        [cam(x[i : i + batch]).cam.float().numpy() for i in range(0, len(x), batch)]
+    )
+
+
+def _input_detail(cases: LoadedCases, input_size: int) -> dict[str, Any]:
+    """Median mm of anatomy per model-input pixel in training (see inference input_detail_mm)."""
+    from sos_core.inference.predictor import input_detail_mm
+
+    values = [
+        input_detail_mm(r.pixel_spacing, n.shape, input_size)
+        for r, n in zip(cases.records, cases.natives, strict=True)
+    ]
+    known = [v for v in values if v is not None]
+    return {"input_mm_per_pixel": round(float(np.median(known)), 4)} if known else {}
 
 
 def _dataset_generator(dataset: str) -> dict[str, Any]:

@@ -98,15 +98,27 @@ class Predictor:
     def predict(self, study: Study, slice: int | None = None) -> Prediction:  # noqa: A002
         """Predict the stage of a study (a volume's automatic mid-sagittal slice by default)."""
         image, index = image_from_study(study, slice)
-        return self.predict_image(image, slice_index=index, kind=image_kind(study))
+        return self.predict_image(
+            image,
+            slice_index=index,
+            kind=image_kind(study),
+            detail_mm=input_detail_mm(plane_spacing(study), image.shape, self.size),
+        )
 
     def predict_image(
-        self, pixels: np.ndarray, *, slice_index: int | None = None, kind: str | None = None
+        self,
+        pixels: np.ndarray,
+        *,
+        slice_index: int | None = None,
+        kind: str | None = None,
+        detail_mm: float | None = None,
     ) -> Prediction:
         """Predict the stage of one 2-D image in modality units.
 
         `kind` ("slice" or "ceph", None when unknown) is checked against the modalities the
-        model was trained on; a mismatch flags the image as unsuitable, in words.
+        model was trained on, and `detail_mm` (mm of anatomy per model-input pixel, see
+        `input_detail_mm`) against the detail it was trained on; a mismatch flags the image
+        as unsuitable, in words.
         """
         start = time.perf_counter()
         inp, lb = prepare_image(pixels, self.size)
@@ -117,7 +129,9 @@ class Predictor:
             probs,
             attention,
             ood,
-            image_problem(normalise_intensity(pixels)) or self._kind_problem(kind),
+            image_problem(normalise_intensity(pixels))
+            or self._kind_problem(kind)
+            or self._detail_problem(detail_mm),
             self.stats,
             self.card.stage_names,
         )
@@ -152,6 +166,16 @@ class Predictor:
             "stage this image yourself."
         )
 
+    def _detail_problem(self, detail_mm: float | None) -> str | None:
+        trained = self.card.training_data.get("input_mm_per_pixel")
+        if detail_mm is None or not trained or detail_mm <= 1.5 * float(trained):
+            return None
+        return (
+            f"The image is too coarse ({detail_mm:.1f} mm per pixel at the model's input; it "
+            f"learned from {float(trained):.1f} mm), so the synchondrosis gap may not show; "
+            "stage this image yourself."
+        )
+
     def _suggest_box(
         self, peak: tuple[float, float], lb: Letterbox
     ) -> tuple[float, float, float, float]:
@@ -182,6 +206,26 @@ def image_kind(study: Study) -> str | None:
         kind = modality_for(Path(study.sources[0]))
         return kind if kind in ("slice", "ceph") else None
     return None
+
+
+def plane_spacing(study: Study) -> tuple[float, float] | None:
+    """(row, col) mm of the 2-D image the model sees: a volume's sagittal plane is (z, y)."""
+    if not study.spacing or len(study.spacing) < 2:
+        return None
+    if study.kind == "volume" and len(study.spacing) == 3:
+        return float(study.spacing[0]), float(study.spacing[1])
+    return float(study.spacing[-2]), float(study.spacing[-1])
+
+
+def input_detail_mm(
+    spacing: tuple[float, float] | None, shape: tuple[int, ...], input_size: int
+) -> float | None:
+    """mm of anatomy per model-input pixel: the coarser of the pixel size and the letterbox
+    shrink (an upsampled coarse image gains no detail), None when the spacing is unknown."""
+    if not spacing:
+        return None
+    pixel = max(float(spacing[0]), float(spacing[1]))
+    return pixel * max(1.0, max(shape[:2]) / input_size)
 
 
 def cam_to_image(cam_in: np.ndarray, lb: Letterbox, shape: tuple[int, ...]) -> np.ndarray:

@@ -111,6 +111,35 @@ def test_image_kind_of_a_sample_png_comes_from_its_manifest() -> None:
     assert image_kind(open_study(samples / "slices" / "case_000001.png")) == "slice"
 
 
+def test_an_image_coarser_than_the_training_data_is_flagged(
+    tiny_models: tuple[Path, Path],
+) -> None:
+    data, model_dir = tiny_models
+    predictor = Predictor(model_dir, device="cpu")
+    assert predictor.card.training_data["input_mm_per_pixel"] == pytest.approx(1.0)
+    image, _ = image_from_study(open_study(read_manifest(data)[2].path))
+    coarse = predictor.predict_image(image, detail_mm=2.0)
+    fine = predictor.predict_image(image, detail_mm=1.2)
+    assert "too coarse" in " ".join(coarse.messages)
+    assert "unsuitable_image" in coarse.flags
+    assert "too coarse" not in " ".join(fine.messages)
+
+
+def test_input_detail_is_the_coarser_of_pixel_size_and_letterbox_shrink() -> None:
+    from types import SimpleNamespace
+
+    from sos_core.inference.predictor import input_detail_mm, plane_spacing
+
+    assert input_detail_mm((0.9, 0.9), (256, 256), 256) == pytest.approx(0.9)
+    assert input_detail_mm((1.6, 1.6), (128, 128), 256) == pytest.approx(1.6)  # upsampled
+    assert input_detail_mm((0.1, 0.1), (2048, 1536), 256) == pytest.approx(0.8)  # shrunk
+    assert input_detail_mm(None, (256, 256), 256) is None
+    volume = SimpleNamespace(kind="volume", spacing=(0.5, 0.3, 0.4))
+    assert plane_spacing(volume) == (0.5, 0.3)  # sagittal plane: slices x rows
+    assert plane_spacing(SimpleNamespace(kind="image", spacing=(0.2, 0.25))) == (0.2, 0.25)
+    assert plane_spacing(SimpleNamespace(kind="image", spacing=None)) is None
+
+
 def test_teacher_is_refused_as_predictor(tiny_models: tuple[Path, Path]) -> None:
     teacher_dir = tiny_models[1].parents[1] / "teacher" / "model"
     with pytest.raises(ModelFormatError, match="teacher"):
@@ -257,3 +286,32 @@ def test_cli_info_names_the_model(tiny_models: tuple[Path, Path]) -> None:
     info = json.loads(proc.stdout)
     assert info["model"]["version"] == "test-student"
     assert info["device"] == "cpu"
+
+
+def test_attention_thresholds_are_fitted_below_clean_validation_maps() -> None:
+    from sos_core.inference.flags import attention_summary
+    from sos_core.inference.review_stats import ReviewStats, attention_thresholds
+
+    rng = np.random.default_rng(0)
+    review = {
+        "region_center": [0.5, 0.5],
+        "region_spread": [0.02, 0.02],
+        "box_size": [0.1, 0.1],
+        "feature_means": [[0.0], [1.0]],
+        "feature_var": [1.0],
+        "ood_threshold": 3.0,
+    }
+    maps = []
+    for _ in range(40):  # a peak on the region over a faint wide background, like the student's
+        m = rng.uniform(0, 0.1, (64, 64)).astype(np.float32)
+        m[28:36, 28:36] = 1.0
+        maps.append(m)
+    got = attention_thresholds(np.stack(maps), review)
+    stats = ReviewStats.from_card({**review, **got})
+    assert stats is not None
+    clean = [attention_summary(m, stats) for m in maps]
+    assert all(a.region_mass >= got["min_region_mass"] for a in clean)
+    assert all(a.compactness >= got["min_compactness"] for a in clean)
+    elsewhere = rng.uniform(0, 0.1, (64, 64)).astype(np.float32)
+    elsewhere[2:10, 2:10] = 1.0  # the same peak in a corner
+    assert attention_summary(elsewhere, stats).region_mass < got["min_region_mass"]
