@@ -67,6 +67,21 @@ def _overlay_path(base: str, index: int, total: int) -> Path:
     return p if total == 1 else p.with_name(f"{p.stem}-{index + 1}{p.suffix or '.png'}")
 
 
+def expand_inputs(paths: list[str]) -> list[str]:
+    """A folder of cases (images, sub-folders, a dataset manifest) becomes its cases, in the
+    desktop worklist's sense; a series folder, a DICOMDIR folder and a file stay one input."""
+    from sos_core.worklist import discover_cases
+
+    out: list[str] = []
+    for path in paths:
+        try:
+            cases = discover_cases(Path(path)) if Path(path).is_dir() else None
+        except OSError:
+            cases = None  # opening it says what is wrong
+        out.extend([str(c.path) for c in cases] if cases else [path])
+    return out
+
+
 def run_predict(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -77,7 +92,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
     predictor = Predictor(args.model, device=args.device)
     status = EXIT_OK
-    paths = args.paths
+    paths = expand_inputs(args.paths)
     for i, path in enumerate(tqdm(paths, file=sys.stderr, disable=len(paths) < 2, unit="input")):
         try:
             study = open_study(path, series=args.series)

@@ -315,3 +315,19 @@ def test_attention_thresholds_are_fitted_below_clean_validation_maps() -> None:
     elsewhere = rng.uniform(0, 0.1, (64, 64)).astype(np.float32)
     elsewhere[2:10, 2:10] = 1.0  # the same peak in a corner
     assert attention_summary(elsewhere, stats).region_mass < got["min_region_mass"]
+
+
+def test_a_folder_of_images_is_predicted_image_by_image(tmp_path: Path) -> None:
+    from sos_core.commands.predict import expand_inputs
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(images / name)
+    series = tmp_path / "series"
+    series.mkdir()
+    (series / "1.dcm").write_bytes(b"")
+    (series / "2.dcm").write_bytes(b"")
+    single = images / "a.png"
+    got = expand_inputs([str(images), str(series), str(single)])
+    assert got == [str(images / "a.png"), str(images / "b.png"), str(series), str(single)]
