@@ -1,7 +1,8 @@
 """`sos-review`: start the desktop app (QApplication, logging, settings, main window).
 
-`build_app` and `create_window` are separate from `main` so tests, the screenshot script and a
-future installer self-test can make the same window without entering the event loop.
+`build_app` and `create_window` are separate from `main` so tests, the screenshot script and the
+installer's self-test (`--self-test`, in `sos_desktop.self_test`) can use them without entering the
+event loop.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pyqtgraph as pg
 from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtGui import QGuiApplication, QIcon
 from PySide6.QtWidgets import QApplication
 
 import sos_core
@@ -58,6 +59,9 @@ def build_app(argv: Sequence[str] | None = None) -> QApplication:
     app.setApplicationName(APPLICATION)
     app.setApplicationDisplayName("SOS Review")
     app.setApplicationVersion(sos_core.__version__)
+    icon = resource_path("icons/sos-review.png")
+    if icon.is_file():  # the taskbar/dock icon when started outside the installer's entries
+        app.setWindowIcon(QIcon(str(icon)))
     configure_pyqtgraph()
     return app
 
@@ -99,12 +103,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="SECONDS",
         help="close the window after this many seconds (smoke tests)",
     )
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="check this installation headless (stage the bundled sample), print one line, exit",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `sos-review` console script."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.self_test:
+        from sos_desktop.self_test import run
+
+        return run()
     configure_logging(args.verbose)
     app = build_app()
     window = create_window()
