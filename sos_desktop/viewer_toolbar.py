@@ -52,7 +52,7 @@ class ViewerToolbar(QWidget):
         self.fit_button.setToolTip("Fit the image to the view (F)")
         row.addWidget(self.fit_button)
         row.addSpacing(8)
-        self.overlay_toggle = QCheckBox("Attention map")
+        self.overlay_toggle = QCheckBox("Map")  # short: the window must fit an 800 px screen
         self.overlay_toggle.setToolTip("Show the model's Grad-CAM attention map (O)")
         self.overlay_toggle.setChecked(True)
         self.opacity = QSlider(Qt.Orientation.Horizontal)
@@ -76,7 +76,7 @@ class ViewerToolbar(QWidget):
         )
         row.addWidget(self.draw_box_button)
         self.reset_box_button = QToolButton()
-        self.reset_box_button.setText("Reset box")
+        self.reset_box_button.setText("Reset")
         self.reset_box_button.setToolTip("Put the crop box back on the suggested SOS box")
         row.addWidget(self.reset_box_button)
         row.addStretch(1)

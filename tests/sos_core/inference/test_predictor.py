@@ -271,7 +271,10 @@ def test_cli_predict_json_and_exit_codes(
     assert (tmp_path / "overlay-2.png").is_file()
     from sos_core.cli import main
 
-    for bad in (str(tmp_path / "missing.png"), str(truncated), rtplan, str(tmp_path)):
+    no_images = tmp_path / "no-images"  # a folder with nothing to stage
+    no_images.mkdir()
+    (no_images / "notes.txt").write_text("not an image")
+    for bad in (str(tmp_path / "missing.png"), str(truncated), rtplan, str(no_images)):
         capsys.readouterr()
         assert main(["predict", "--model", str(model_dir), bad]) == 2, bad
         err = capsys.readouterr().err
