@@ -334,3 +334,25 @@ def test_a_folder_of_images_is_predicted_image_by_image(tmp_path: Path) -> None:
     single = images / "a.png"
     got = expand_inputs([str(images), str(series), str(single)])
     assert got == [str(images / "a.png"), str(images / "b.png"), str(series), str(single)]
+
+
+NON_SKULL = (  # pydicom's own test files: abdomen CT, MR, colour, palette, dose grid, lossy J2K
+    "CT_small.dcm",
+    "MR_small.dcm",
+    "liver_1frame.dcm",
+    "examples_palette.dcm",
+    "examples_ybr_color.dcm",
+    "JPEG2000.dcm",
+    "rtdose_1frame.dcm",
+    "693_J2KI.dcm",
+)
+
+
+@pytest.mark.parametrize("name", NON_SKULL)
+def test_the_shipped_student_flags_pydicoms_non_skull_images_unsuitable(name: str) -> None:
+    import pydicom
+
+    path = Path(pydicom.__file__).parent / "data" / "test_files" / name
+    p = Predictor(device="cpu").predict(open_study(path))  # the embedded default model
+    assert "unsuitable_image" in p.flags, (name, p.flags, p.extra)
+    assert p.messages[p.flags.index("unsuitable_image")].endswith(".")
