@@ -12,6 +12,7 @@ manifest is not read at all.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -47,15 +48,24 @@ def read_cases(folder: Path) -> list[ManifestCase]:
     """
     manifest = Path(folder) / MANIFEST_NAME
     try:
-        if manifest.stat().st_size > MAX_MANIFEST_BYTES:
-            logger.warning(
-                "%s is larger than %d bytes; not read", MANIFEST_NAME, MAX_MANIFEST_BYTES
-            )
-            return []
+        stat = manifest.stat()
+    except OSError:
+        return []
+    # Cached by (folder, mtime, size): predicting a folder of N images asks once per image.
+    return list(_read_cases(Path(folder), stat.st_mtime_ns, stat.st_size, MAX_MANIFEST_BYTES))
+
+
+@functools.lru_cache(maxsize=8)
+def _read_cases(folder: Path, _mtime_ns: int, _size: int, limit: int) -> tuple[ManifestCase, ...]:
+    manifest = folder / MANIFEST_NAME
+    try:
+        if manifest.stat().st_size > limit:
+            logger.warning("%s is larger than %d bytes; not read", MANIFEST_NAME, limit)
+            return ()
         text = manifest.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
-        return []
-    root = Path(folder).resolve()
+        return ()
+    root = folder.resolve()
     cases: list[ManifestCase] = []
     seen: set[Path] = set()
     for n, line in enumerate(text.splitlines(), start=1):
@@ -86,7 +96,7 @@ def read_cases(folder: Path) -> list[ManifestCase]:
                 pixel_spacing=_spacing(record.get("pixel_spacing")),
             )
         )
-    return cases
+    return tuple(cases)
 
 
 def case_for(image: Path) -> ManifestCase | None:

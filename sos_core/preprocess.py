@@ -137,3 +137,14 @@ def image_from_study(study: Study, slice_index: int | None = None) -> tuple[np.n
             f"sagittal slice {index} does not exist; the volume has {sagittal_count(study)}."
         )
     return sagittal_slice(study, index).pixels, index
+
+
+def input_detail_mm(
+    spacing: tuple[float, float] | None, shape: tuple[int, ...], input_size: int
+) -> float | None:
+    """mm of anatomy per model-input pixel: the coarser of the pixel size and the letterbox
+    shrink (an upsampled coarse image gains no detail), None when the spacing is unknown."""
+    if not spacing:
+        return None
+    pixel = max(float(spacing[0]), float(spacing[1]))
+    return pixel * max(1.0, max(shape[:2]) / input_size)

@@ -492,8 +492,8 @@ def predicted_class_maps(model: nn.Module, x: torch.Tensor, batch: int = 64) -> 
 
 
 def _input_detail(cases: LoadedCases, input_size: int) -> dict[str, Any]:
-    """Median mm of anatomy per model-input pixel in training (see inference input_detail_mm)."""
-    from sos_core.inference.predictor import input_detail_mm
+    """Median mm of anatomy per model-input pixel in training (see preprocess.input_detail_mm)."""
+    from sos_core.preprocess import input_detail_mm
 
     values = [
         input_detail_mm(r.pixel_spacing, n.shape, input_size)

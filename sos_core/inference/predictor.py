@@ -26,7 +26,13 @@ from sos_core.inference.flags import attention_summary, image_problem, review_fl
 from sos_core.inference.prediction import Prediction
 from sos_core.inference.review_stats import ReviewStats
 from sos_core.models.model_file import load_model
-from sos_core.preprocess import Letterbox, image_from_study, normalise_intensity, prepare_image
+from sos_core.preprocess import (
+    Letterbox,
+    image_from_study,
+    input_detail_mm,
+    normalise_intensity,
+    prepare_image,
+)
 
 if TYPE_CHECKING:
     from sos_core.imaging.study import Study
@@ -215,17 +221,6 @@ def plane_spacing(study: Study) -> tuple[float, float] | None:
     if study.kind == "volume" and len(study.spacing) == 3:
         return float(study.spacing[0]), float(study.spacing[1])
     return float(study.spacing[-2]), float(study.spacing[-1])
-
-
-def input_detail_mm(
-    spacing: tuple[float, float] | None, shape: tuple[int, ...], input_size: int
-) -> float | None:
-    """mm of anatomy per model-input pixel: the coarser of the pixel size and the letterbox
-    shrink (an upsampled coarse image gains no detail), None when the spacing is unknown."""
-    if not spacing:
-        return None
-    pixel = max(float(spacing[0]), float(spacing[1]))
-    return pixel * max(1.0, max(shape[:2]) / input_size)
 
 
 def cam_to_image(cam_in: np.ndarray, lb: Letterbox, shape: tuple[int, ...]) -> np.ndarray:

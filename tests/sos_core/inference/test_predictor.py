@@ -128,7 +128,8 @@ def test_an_image_coarser_than_the_training_data_is_flagged(
 def test_input_detail_is_the_coarser_of_pixel_size_and_letterbox_shrink() -> None:
     from types import SimpleNamespace
 
-    from sos_core.inference.predictor import input_detail_mm, plane_spacing
+    from sos_core.inference.predictor import plane_spacing
+    from sos_core.preprocess import input_detail_mm
 
     assert input_detail_mm((0.9, 0.9), (256, 256), 256) == pytest.approx(0.9)
     assert input_detail_mm((1.6, 1.6), (128, 128), 256) == pytest.approx(1.6)  # upsampled
