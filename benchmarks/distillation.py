@@ -6,12 +6,19 @@ dataset with a held-out test split. Prints a Markdown table (mean ± sd over see
 it to benchmarks/RESULTS.md.
 
     .venv/bin/python benchmarks/distillation.py --count 1000 --seeds 0 1 2 --scratch
+
+On a GPU, one process per seed shares the card, each writing its own JSON, then merge:
+
+    python benchmarks/distillation.py --device cuda --seeds 0 --results out/s0.json ... &
+    python benchmarks/distillation.py --merge out/s0.json out/s1.json out/s2.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
+import platform
 import sys
 import time
 from pathlib import Path
@@ -42,6 +49,7 @@ VARIANTS = {
 }
 # The full method once more without the crop warm-up, to show what the warm-up is worth.
 SCRATCH = "student, full method, no warm-up (from scratch)"
+TITLE = "Distillation: the paper's table on the phantom"
 METRICS = ("accuracy", "f1_macro", "kappa_quadratic", "ece", "pointing_game")
 
 
@@ -52,28 +60,50 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=12, help="teacher and warm-up epochs")
     ap.add_argument("--student-epochs", type=int, default=6)
+    ap.add_argument("--student-patience", type=int, default=3)
     ap.add_argument("--scratch", action="store_true", help="add the from-scratch row")
     ap.add_argument("--input-size", type=int, default=256)
     ap.add_argument("--student-width", type=float, default=1.0)
     ap.add_argument("--work", default="out/bench-distill")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, auto (training device)")
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    ap.add_argument("--results", help="JSON file for this run's rows (default WORK/results.json)")
+    ap.add_argument("--workers", type=int, default=2, help="processes generating the phantom")
+    ap.add_argument("--generate-only", action="store_true", help="make the dataset, then stop")
+    ap.add_argument("--merge", nargs="+", metavar="JSON", help="only merge runs' JSON files")
     ap.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
     args = ap.parse_args()
+    if args.merge:
+        merge(args)
+        return
+    import torch
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     from sos_core.phantom.dataset import DatasetConfig, generate_dataset
 
     work = Path(args.work)
     data = work / f"data-{args.modality}-{args.count}"
     if not (data / "manifest.jsonl").is_file():
-        cfg = DatasetConfig(count=args.count, modalities=(args.modality,), seed=4242, workers=2)
+        cfg = DatasetConfig(
+            count=args.count, modalities=(args.modality,), seed=4242, workers=args.workers
+        )
         generate_dataset(cfg, data, force=True)
+    if args.generate_only:
+        return
     rows: dict[str, list[dict]] = {"teacher on crops": []}
     rows.update({k: [] for k in VARIANTS})
     if args.scratch:
         rows[SCRATCH] = []
     seconds: dict[str, list[float]] = {k: [] for k in rows}
+    results = Path(args.results) if args.results else work / "results.json"
+    where = f"{machine_line()}; training on {device_line(args.device)}"
+    command = " ".join(sys.argv)
     common = {
         "dataset": str(data),
         "modalities": [args.modality],
-        "device": "cpu",
+        "device": args.device,
         "crop_size": 64,
         "crop_context": 1.5,
         "epochs": args.epochs,
@@ -134,7 +164,11 @@ def main() -> None:
                         "loss": {**loss, "temperature": 3.0},
                         "version": f"bench-student{i}-{seed}",
                         "init_from": str(warmup.model_dir) if warm else None,
-                        **{**common, "epochs": args.student_epochs, "patience": 3},
+                        **{
+                            **common,
+                            "epochs": args.student_epochs,
+                            "patience": args.student_patience,
+                        },
                     }
                 ),
                 resume=True,
@@ -143,12 +177,40 @@ def main() -> None:
             rows[name].append(evaluate_model_dir(student.model_dir, data)[0]["metrics"])
             print(name, seed, {m: round(rows[name][-1][m], 4) for m in METRICS}, flush=True)
             # Written after every run so that a benchmark cut short still leaves its figures.
-            (work / "results.json").write_text(json.dumps(rows, indent=1))
+            run = {"rows": rows, "seconds": seconds, "where": where, "argv": sys.argv}
+            results.write_text(json.dumps({**run, "args": vars(args)}, indent=1))
             if not args.no_write:
-                write_section(
-                    "Distillation: the paper's table on the phantom", render(rows, seconds, args)
-                )
-    print(render(rows, seconds, args))
+                write_section(TITLE, render(rows, seconds, args, args.seeds, where, [command]))
+    print(render(rows, seconds, args, args.seeds, where, [command]))
+
+
+def device_line(device: str) -> str:
+    import torch
+
+    from sos_core.device import choose_device
+
+    chosen = choose_device(device)
+    name = torch.cuda.get_device_name(chosen) if chosen.type == "cuda" else "CPU"
+    return f"{chosen} ({name}), torch {torch.__version__}, Python {platform.python_version()}"
+
+
+def merge(args: argparse.Namespace) -> None:
+    """One table from several runs' JSON files (one per seed, say), in the order given."""
+    runs = [json.loads(Path(f).read_text(encoding="utf-8")) for f in args.merge]
+    rows: dict[str, list[dict]] = {}
+    seconds: dict[str, list[float]] = {}
+    seeds: list[int] = []
+    for run in runs:
+        for name, values in run["rows"].items():
+            rows.setdefault(name, []).extend(values)
+            seconds.setdefault(name, []).extend(run["seconds"][name])
+        seeds += run["args"]["seeds"]
+    first = argparse.Namespace(**runs[0]["args"])
+    commands = [" ".join(r["argv"]) for r in runs]
+    table = render(rows, seconds, first, seeds, runs[0]["where"], commands)
+    print(table)
+    if not args.no_write:
+        write_section(TITLE, table)
 
 
 def _fmt(values: list[float], pct: bool) -> str:
@@ -157,18 +219,23 @@ def _fmt(values: list[float], pct: bool) -> str:
 
 
 def render(
-    rows: dict[str, list[dict]], seconds: dict[str, list[float]], args: argparse.Namespace
+    rows: dict[str, list[dict]],
+    seconds: dict[str, list[float]],
+    args: argparse.Namespace,
+    seeds: list[int],
+    where: str,
+    commands: list[str],
 ) -> str:
     s_flops = count_flops(
         create_model("student", width=args.student_width), (1, 1, args.input_size, args.input_size)
     )
     t_flops = count_flops(create_model("teacher", width=0.75), (1, 1, 64, 64))
-    done = args.seeds[: len(rows["teacher on crops"])]
+    done = seeds[: len(rows["teacher on crops"])]
     lines = [
-        f"Run: `{' '.join(sys.argv)}` — {machine_line()}.",
+        f"Run: {'; '.join(f'`{c}`' for c in commands)} — {where}.",
         "",
         f"Phantom `{args.modality}` dataset of {args.count} cases (70/15/15 split), test split "
-        f"held out; {len(done)} of {len(args.seeds)} seeds done ({', '.join(map(str, done))}), "
+        f"held out; {len(done)} of {len(seeds)} seeds done ({', '.join(map(str, done))}), "
         "mean ± sd; "
         f"teacher up to {args.epochs} epochs, students up to {args.student_epochs}, early "
         "stopping on validation; temperature fitted on validation. Teacher on crops of the true "

@@ -334,6 +334,27 @@ class DistillObjective(nn.Module):
         boxes: torch.Tensor | None = None,
         input_size: tuple[int, int] | None = None,
     ) -> ObjectiveOutput:
+        # Under mixed precision the terms are computed in float32: their normalising sums and
+        # maxima underflow in float16 (eps = 1e-8 is 0 there), and a dead map gave 0 / 0 = NaN.
+        with torch.autocast(student_logits.device.type, enabled=False):
+            student_logits, teacher_logits, student_cam, teacher_cam, boxes = (
+                _at_least_float32(t)
+                for t in (student_logits, teacher_logits, student_cam, teacher_cam, boxes)
+            )
+            return self._terms(
+                student_logits, labels, teacher_logits, student_cam, teacher_cam, boxes, input_size
+            )
+
+    def _terms(
+        self,
+        student_logits: torch.Tensor,
+        labels: torch.Tensor,
+        teacher_logits: torch.Tensor | None,
+        student_cam: torch.Tensor | None,
+        teacher_cam: torch.Tensor | None,
+        boxes: torch.Tensor | None,
+        input_size: tuple[int, int] | None,
+    ) -> ObjectiveOutput:
         terms: dict[str, torch.Tensor] = {}
         total = student_logits.new_zeros(())
         if self.alpha_cls > 0:
@@ -356,3 +377,10 @@ class DistillObjective(nn.Module):
                 terms["outside"] = self.attn.outside_share(student_cam, boxes, input_size)
                 total = total + self.delta_outside * terms["outside"]
         return ObjectiveOutput(total, {k: v.detach() for k, v in terms.items()})
+
+
+def _at_least_float32(t: torch.Tensor | None) -> torch.Tensor | None:
+    """float16/bfloat16 → float32; float32 and float64 (the hand-computed tests) unchanged."""
+    if t is not None and t.is_floating_point() and t.element_size() < 4:
+        return t.float()
+    return t

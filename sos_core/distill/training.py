@@ -221,7 +221,9 @@ def _train(
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
-    scaler = torch.amp.GradScaler("cuda", enabled=cuda and config.amp)
+    amp_dtype = mixed_precision_dtype(device) if config.amp else None
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    logger.info("training on %s, mixed precision %s", device, amp_dtype or "off")
 
     teacher_card = None
     objective: DistillObjective | None = None
@@ -274,7 +276,11 @@ def _train(
             y = train_data.labels[idx].to(device)
             if cuda:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device_type=device.type, enabled=cuda and config.amp):
+            with torch.autocast(
+                device_type=device.type,
+                dtype=amp_dtype or torch.float32,
+                enabled=amp_dtype is not None,
+            ):
                 logits, cams = net(x, y)
                 if objective is None:
                     loss = F.cross_entropy(logits, y)
@@ -339,6 +345,18 @@ def _train(
     return TrainResult(
         out / "model", card, tuple(history), best_epoch, stopped_early, state_digest(model)
     )
+
+
+def mixed_precision_dtype(device: torch.device) -> torch.dtype | None:
+    """bfloat16 on GPUs that have it, else float16 (with loss scaling); None off CUDA.
+
+    bfloat16 first: it has float32's range, so the large gradient of a nearly dead Grad-CAM
+    (the attention terms divide by its sum) stays finite, where float16 overflows and the
+    scaler skips step after step — seen on an H200, where a student from scratch never learned.
+    """
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 def state_digest(model: nn.Module) -> str:

@@ -243,3 +243,30 @@ def test_objective_missing_inputs_and_bad_weights() -> None:
         DistillObjective(alpha_cls=-1)
     with pytest.raises(ParameterError):
         DistillObjective(alpha_cls=0, beta_dist=0, gamma_attn=0, delta_outside=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_objective_is_float32_and_finite_for_a_dead_half_precision_map(dtype) -> None:
+    """Mixed precision: a student whose map is all zero (ReLU of nothing, common early from
+    scratch) must still give a finite float32 loss. In float16 the eps of the map
+    normalisation is 0, and 0 / 0 made every step NaN on the GPU (seen on an H200)."""
+    labels = torch.tensor(GOLDEN["labels"][:2])
+    logits = _t("logits")[:2].to(dtype).requires_grad_(True)
+    dead = torch.zeros_like(_t("student_cam")).to(dtype).requires_grad_(True)
+    out = DistillObjective(gamma_attn=2.0, delta_outside=0.5)(
+        logits,
+        labels,
+        teacher_logits=_t("teacher_logits")[:2].to(dtype),
+        student_cam=dead,
+        teacher_cam=_t("teacher_cam").to(dtype),
+        boxes=_t("boxes").to(dtype),
+        input_size=_size(),
+    )
+    assert out.total.dtype == torch.float32
+    assert torch.isfinite(out.total)
+    out.total.backward()
+    assert torch.isfinite(logits.grad).all()
+    # A dead map's gradient is 1/eps: finite in bfloat16 (float32's range), which is why
+    # training uses bfloat16 where the GPU has it; float16 overflows and the scaler skips.
+    if dtype == torch.bfloat16:
+        assert torch.isfinite(dead.grad).all()
