@@ -2,7 +2,9 @@
 
 Exit statuses (DESIGN.md): 0 done (a retrain that promoted, rejected, or found nothing to
 learn; a clean audit log), 2 an input could not be used (no store, a broken audit chain, no
-locked set, another run in progress, nothing to roll back to), 1 an internal fault.
+locked set, another run in progress, nothing to roll back to), 1 an internal fault. Only
+`sos registry locked --import` creates a store (the locked set is fixed when a store is set up);
+every other command refuses a folder that holds none.
 """
 
 from __future__ import annotations
@@ -62,7 +64,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         if name == "rollback":
             q.add_argument("--reviewer", default="cli", help="who rolls back (audit log)")
         if name == "locked":
-            q.add_argument("--import", dest="import_dir", help="lock a labelled dataset folder")
+            q.add_argument(
+                "--import",
+                dest="import_dir",
+                help="lock a labelled dataset folder (creates the store if the folder has none)",
+            )
             q.add_argument("--split", action="append", help="manifest split(s) to import")
             q.add_argument("--grow", nargs="+", metavar="CASE_ID", help="lock more store cases")
             q.add_argument("--reason", default="", help="why the set grows (audit log)")
@@ -77,6 +83,23 @@ def _open(args: argparse.Namespace) -> ReviewStore:
     from sos_core.review.store import ReviewStore
 
     return ReviewStore.open(args.store, create=False)
+
+
+def _open_for_import(args: argparse.Namespace) -> tuple[ReviewStore, bool]:
+    """The store, created if the folder holds none: the locked set is fixed when a store is
+    set up, so importing one is how a store is started from the command line. Returns
+    (store, created). Other commands never create a store (a mistyped --store is refused)."""
+    from sos_core.distill.dataset import read_manifest
+    from sos_core.errors import NotAStore
+    from sos_core.review.store import ReviewStore
+
+    read_manifest(args.import_dir)  # a wrong folder is refused before a store is made for it
+    try:
+        return ReviewStore.open(args.store, create=False), False
+    except NotAStore:
+        # create=True still refuses a foreign or damaged file: it only creates where no
+        # database file exists at all.
+        return ReviewStore.open(args.store, create=True), True
 
 
 def _say(text: str) -> None:
@@ -187,10 +210,11 @@ def run_registry_locked(args: argparse.Namespace) -> int:
     from sos_core.retrain.dataset_import import import_locked_set
     from sos_core.retrain.locked_set import grow_locked_set, load_locked_set
 
-    with _open(args) as store:
+    if (args.import_dir or args.grow) and not args.reviewer:
+        raise ParameterError("Changing the locked validation set needs --reviewer.")
+    store, created = _open_for_import(args) if args.import_dir else (_open(args), False)
+    with store:
         if args.import_dir or args.grow:
-            if not args.reviewer:
-                raise ParameterError("Changing the locked validation set needs --reviewer.")
             if args.import_dir:
                 splits = tuple(args.split) if args.split else ("test",)
                 import_locked_set(store, args.import_dir, reviewer=args.reviewer, splits=splits)
@@ -198,6 +222,7 @@ def run_registry_locked(args: argparse.Namespace) -> int:
                 grow_locked_set(store, args.grow, actor=args.reviewer, reason=args.reason)
         locked = load_locked_set(store)
     info = {
+        "store_created": created,
         "cases": len(locked),
         "generation": locked.generation,
         "manifest_hash": locked.manifest_hash,
@@ -205,7 +230,10 @@ def run_registry_locked(args: argparse.Namespace) -> int:
     }
     if args.json:
         _say(json.dumps(info, indent=2))
-    elif not len(locked):
+        return EXIT_OK
+    if created:
+        _say(f"Created a new review store in {store.folder}.")
+    if not len(locked):
         _say("No locked validation set is fixed yet; import one with --import DIR.")
     else:
         _say(

@@ -19,11 +19,14 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydicom.dataset import Dataset
-from pydicom.pixels import apply_color_lut, apply_modality_lut
+
+# pydicom is imported where a DICOM is converted, not here: a PNG's path through this module
+# (to_grey, percentile_window) should not pay pydicom's 0.2 s import.
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +172,8 @@ class ModalityTransform:
             The converted values; may be `arr` itself when nothing changes.
         """
         if self.lut is not None:
+            from pydicom.pixels import apply_modality_lut
+
             arr = apply_modality_lut(arr, self.lut)
             if self.mirror is not None:
                 arr = self.mirror - arr.astype(np.int64)
@@ -214,6 +219,8 @@ def convert_pixels(
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
     samples = int(ds.get("SamplesPerPixel") or 1)
     if photometric == "PALETTE COLOR" and samples == 1:
+        from pydicom.pixels import apply_color_lut
+
         return to_grey(apply_color_lut(arr, ds)), warnings
     if samples > 1:
         return to_grey(arr), warnings

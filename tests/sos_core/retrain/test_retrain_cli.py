@@ -85,3 +85,27 @@ def test_registry_list_rollback_and_gate(folder: Path, capsys: pytest.CaptureFix
     assert "no earlier model version" in capsys.readouterr().err
     assert main(["registry", "gate", "--store", str(folder)]) == 0
     assert "Promotion gate version 0" in capsys.readouterr().out
+
+
+def test_registry_locked_import_sets_up_a_new_store(
+    tmp_path: Path, box_data: dict[str, Path], capsys: pytest.CaptureFixture
+) -> None:
+    """The CLI's only way to start a store: importing the locked set that a store is fixed with."""
+    folder = tmp_path / "new-store"
+    base = ["registry", "locked", "--store", str(folder), "--import", str(box_data["locked"])]
+    assert main(base) == 2  # no reviewer: refused before anything is created
+    assert "--reviewer" in capsys.readouterr().err
+    assert not folder.exists()
+    not_a_dataset = [*base[:4], "--import", str(tmp_path), "--reviewer", REVIEWER]
+    assert main(not_a_dataset) == 2
+    assert "no manifest.jsonl" in capsys.readouterr().err
+    assert not folder.exists()
+    assert main([*base, "--reviewer", REVIEWER, "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["cases"], info["generation"], info["store_created"]) == (24, 1, True)
+    with ReviewStore.open(folder, create=False) as store:
+        assert len(store.queue()) == 0  # locked cases are labelled but never queued
+    assert main(["registry", "locked", "--store", str(folder)]) == 0
+    assert "24 case(s), generation 1" in capsys.readouterr().out
+    assert main(["registry", "list", "--store", str(tmp_path / "elsewhere")]) == 2
+    assert not (tmp_path / "elsewhere").exists()  # only --import creates a store
