@@ -25,6 +25,7 @@ from sos_core.explain.grad_cam import class_activation_map, normalise_maps
 from sos_core.inference.flags import attention_summary, image_problem, review_flags
 from sos_core.inference.prediction import Prediction
 from sos_core.inference.review_stats import ReviewStats
+from sos_core.models.inference_form import fold_batch_norm
 from sos_core.models.model_file import load_model
 from sos_core.preprocess import (
     Letterbox,
@@ -71,6 +72,7 @@ class Predictor:
                 f"{self.model_dir.name} is a crop teacher; predictions need a full-image student.",
                 path=self.model_dir,
             )
+        fold_batch_norm(self.model)  # same outputs, a sixth less CPU time (inference_form)
         if self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
         self.size = int(self.card.input_size[0])
