@@ -96,6 +96,8 @@ def build_menus(win: MainWindow) -> dict[str, QAction]:
             win, review, f"Stage {st.index}: {st.name}", lambda i=st.index: panel.choose_stage(i),
             str(st.index),
         )  # fmt: skip
+    # Clicks the toolbar's checkable button, so the menu, the key and the button stay one state.
+    a["draw_box"] = _add(win, review, "&Draw the SOS box", win.viewer.draw_box_button.click, "D")
     review.addSeparator()
     a["undo"] = _add(win, review, "&Undo last label", panel.undo, QKeySequence.StandardKey.Undo)
     a["next_case"] = _add(win, review, "&Next case", lambda: win.step_case(1), "N")
@@ -127,6 +129,7 @@ def shortcut_table(actions: dict[str, QAction]) -> list[tuple[str, str]]:
         ("Right-drag", "Window / level (horizontal: width, vertical: level)"),
         ("Wheel", "Volumes: scroll slices; images: zoom"),
         ("Ctrl+Wheel", "Zoom"),
+        ("Shift+drag", "Draw the SOS crop box"),
         ("Drag the yellow box", "Adjust the SOS crop box"),
     ]
     return rows

@@ -193,6 +193,26 @@ def test_help_lists_every_review_key(qtbot: Any, make_window: Any) -> None:
     for key in ("0", "1", "2", "3", "Return, Enter", "Ctrl+Z", "N", "P", "F1", "Ctrl+Shift+P"):
         assert key in table, key
     assert "Predict all cases of the worklist" in table.values()
+    assert table["D"] == "Draw the SOS box"
+    assert table["Shift+drag"] == "Draw the SOS crop box"
+
+
+def test_key_d_arms_box_drawing_once_an_image_is_shown(
+    qtbot: Any, make_window: Any, tmp_path: Path
+) -> None:
+    win = make_window()
+    button = win.viewer.draw_box_button
+    assert not button.isEnabled()  # nothing to draw on yet: the key does nothing
+    win.actions_by_key["draw_box"].trigger()
+    assert not button.isChecked()
+    png = tmp_path / "img.png"
+    Image.fromarray(np.linspace(0, 255, 120 * 160).reshape(120, 160).astype(np.uint8)).save(png)
+    with qtbot.waitSignal(win.case_shown, timeout=20000):
+        win.open_path(png)
+    win.actions_by_key["draw_box"].trigger()
+    assert button.isChecked()
+    win.actions_by_key["draw_box"].trigger()  # pressing again disarms it
+    assert not button.isChecked()
 
 
 def test_the_app_does_not_import_torch_at_start() -> None:
