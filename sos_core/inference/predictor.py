@@ -72,8 +72,11 @@ class Predictor:
                 f"{self.model_dir.name} is a crop teacher; predictions need a full-image student.",
                 path=self.model_dir,
             )
-        fold_batch_norm(self.model)  # same outputs, a sixth less CPU time (inference_form)
-        if self.device.type == "cuda":
+        fold_batch_norm(self.model)  # same outputs, a few per cent less time (inference_form)
+        # Channels-last suits oneDNN's depthwise convolutions and cuDNN alike: 0.66-0.70x the
+        # student's NCHW forward time on this machine's CPU.
+        self._channels_last = self.device.type in ("cpu", "cuda")
+        if self._channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.size = int(self.card.input_size[0])
         self.stats = ReviewStats.from_card(self.card.metrics.get("review"))
@@ -89,7 +92,7 @@ class Predictor:
     def _forward(self, image01: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(calibrated probabilities, pooled features, [0,1] map at input size) for one input."""
         x = torch.from_numpy(np.ascontiguousarray(image01))[None, None].to(self.device)
-        if self.device.type == "cuda":
+        if self._channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with self._lock, torch.inference_mode():
             feats, logits = self.model.forward_with_features(x)

@@ -31,6 +31,8 @@ class RetrainOptions:
     lr: fine-tuning learning rate (lower than training from scratch). val_fraction: share of
     the queue held out per stage for early stopping and temperature fitting. device: "auto",
     "cpu", "cuda", "cuda:N" or "mps". loss: student loss weights (None: the defaults).
+    min_calibration_cases: below this many validation cases a candidate keeps its parent's
+    calibration temperature instead of one fitted on them (see `calibration`).
     """
 
     teacher_epochs: int = 10
@@ -42,6 +44,7 @@ class RetrainOptions:
     device: str = "auto"
     val_fraction: float = 0.2
     min_labels: int = 2
+    min_calibration_cases: int = 30
     loss: LossWeights | None = None
     shift: float | None = None  # students' shift/zoom augmentation; None: the training default
     actor: str = "retrain"
@@ -53,6 +56,8 @@ class RetrainOptions:
             raise ParameterError("The validation fraction must lie strictly between 0 and 1.")
         if self.lr <= 0 or self.min_labels < 2:
             raise ParameterError("The learning rate must be positive and min_labels at least 2.")
+        if self.min_calibration_cases < 1:
+            raise ParameterError("min_calibration_cases must be at least 1.")
 
     def replace(self, **changes: Any) -> RetrainOptions:
         return dataclasses.replace(self, **changes)

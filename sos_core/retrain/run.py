@@ -9,7 +9,8 @@ process; `process.start_retrain_process` runs it in a child process for the desk
 2. write it as a dataset folder with a stratified train/val split, and check it by content
    against the locked set once more just before any training reads it;
 3. fine-tune the active teacher on the experts' crops, then distil the student from the active
-   student with that teacher (`TrainConfig.init_from`);
+   student with that teacher (`TrainConfig.init_from`); each keeps its parent's calibration
+   temperature unless the validation split is big enough to refit it (`calibration`);
 4. refuse a candidate outside the change envelope (RG-6);
 5. score active and candidate students on the locked set; the gate decides (RG-5);
 6. register teacher and student as immutable versions with their lineage (parent, manifest hash
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from sos_core import __version__
 from sos_core.errors import ModelNotFound, OutsideChangeEnvelope
+from sos_core.retrain.calibration import settle_temperature
 from sos_core.retrain.candidate import audit_run, conclude, judge, new_run_id, register_student
 from sos_core.retrain.envelope import check_envelope
 from sos_core.retrain.gate import GateConfig, load_gate_config
@@ -210,6 +212,7 @@ class _Run:
         self.run_id = new_run_id()
         self.dir = registry.root / "runs" / self.run_id
         self.work = self.dir / "work"
+        self.calibration: dict[str, Any] = {}  # role → `settle_temperature`'s record
 
     def cancelled(self) -> bool:
         return self.cancel is not None and self.cancel.is_set()
@@ -226,12 +229,14 @@ class _Run:
         t_res = guarded_train(
             t_cfg, self.locked, progress=self.phases.span(0.05, 0.35), cancel=self.cancel
         )
+        self._settle("teacher", t_res, self.teacher, data)
         if self.cancelled():
             return RetrainReport("cancelled", "Retraining was cancelled; nothing changed.", **base)
         s_cfg = self._config("student", data_dir, t_res.model_dir)
         s_res = guarded_train(
             s_cfg, self.locked, progress=self.phases.span(0.35, 0.8), cancel=self.cancel
         )
+        self._settle("student", s_res, self.active, data)
         if self.cancelled():
             return RetrainReport("cancelled", "Retraining was cancelled; nothing changed.", **base)
         try:
@@ -262,6 +267,7 @@ class _Run:
                 "seeds": {k: c.seed for k, c in cfgs.items()},
                 "config": {k: _portable(c) for k, c in cfgs.items()},
                 "training": _training(s_res),
+                "calibration": self.calibration,
             },
             actor=self.opts.actor,
         )
@@ -334,6 +340,15 @@ class _Run:
                 cfg["shift"] = self.opts.shift
         return config_from_dict(cfg)
 
+    def _settle(self, role: str, result: TrainResult, parent: ModelVersion, data: dict) -> None:
+        """The parent's temperature unless the queue's validation split can refit it."""
+        self.calibration[role] = settle_temperature(
+            result.model_dir,
+            parent.card,
+            validation_cases=int(data["splits"]["val"]),
+            min_cases=self.opts.min_calibration_cases,
+        )
+
     def _register_teacher(
         self, result: TrainResult, cfg: TrainConfig, data: dict[str, Any]
     ) -> ModelVersion:
@@ -347,6 +362,7 @@ class _Run:
                 "seeds": {"teacher": cfg.seed},
                 "config": _portable(cfg),
                 "training": _training(result),
+                "calibration": self.calibration["teacher"],
             },
             card_changes={
                 "parent_version": self.teacher.version,
