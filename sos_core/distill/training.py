@@ -211,7 +211,10 @@ def _train(
         model.load_state_dict(init.state_dict(), strict=True)
     model = model.to(device)
     cuda = device.type == "cuda"
-    if cuda:
+    # Channels-last on the CPU too: oneDNN's depthwise convolutions train in 0.61x the CPU time
+    # of NCHW here (one thread, forward + backward of the student at 256 px).
+    channels_last = device.type in ("cpu", "cuda")
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
     net: nn.Module = _TrainForward(model)
     if ctx.enabled:
@@ -274,7 +277,7 @@ def _train(
                 x, boxes = shift_whole_pixels(x, boxes, gen, config.shift)
             x = x.to(device)
             y = train_data.labels[idx].to(device)
-            if cuda:
+            if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(
                 device_type=device.type,

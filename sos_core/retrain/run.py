@@ -340,7 +340,9 @@ class _Run:
                 cfg["shift"] = self.opts.shift
         return config_from_dict(cfg)
 
-    def _settle(self, role: str, result: TrainResult, parent: ModelVersion, data: dict) -> None:
+    def _settle(
+        self, role: str, result: TrainResult, parent: ModelVersion, data: dict[str, Any]
+    ) -> None:
         """The parent's temperature unless the queue's validation split can refit it."""
         self.calibration[role] = settle_temperature(
             result.model_dir,
