@@ -1,15 +1,16 @@
 """A fine-tuned model's calibration temperature: refitted only on enough validation cases.
 
 Training fits the temperature on its validation split (Guo et al. 2017,
-https://arxiv.org/abs/1706.04599). A 20-label queue leaves 3 or 4 validation cases; when the
+https://arxiv.org/abs/1706.04599). A 20-label queue leaves 2 to 4 validation cases. When the
 model gets them all right, the NLL keeps falling as T shrinks and the fit ends near the search's
-lower bound (T about 0.05-0.1): a grossly over-confident model. With the shipped student this
-alone raised the locked-set ECE from 0.042 to 0.077 and the gate rejected a candidate whose
-predictions were those of the active model (benchmarks/RESULTS.md, "Retraining: end to end with
-the shipped models"). Below `min_cases` validation cases the candidate therefore keeps its
-parent's temperature: fine-tuning starts from the parent's weights, so the parent's calibration,
-fitted on its own (larger) validation set, is the better estimate. The change envelope allows
-either (RG-6: weights and temperature may change).
+lower bound (T about 0.05-0.1), a grossly over-confident model; when it gets them all wrong, T
+runs to the upper bound (20). Fine-tuning the shipped student on 20 phantom labels at lr 1e-4
+left its predictions on a 60-case locked set unchanged, yet the refitted T (0.09 instead of
+0.86) alone raised the locked-set ECE from 0.042 to 0.077 and the gate rejected it
+(benchmarks/retrain_end_to_end.py). Below `min_cases` validation cases a candidate therefore
+keeps its parent's temperature: fine-tuning starts from the parent's weights, so the parent's
+calibration, fitted on its own larger validation set, is the better estimate. The change
+envelope allows either (RG-6: weights and temperature may change).
 """
 
 from __future__ import annotations
