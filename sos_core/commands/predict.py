@@ -34,6 +34,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", metavar="DIR", help="model folder (default: the embedded student)")
     p.add_argument("--slice", type=int, help="sagittal slice of a volume (default: automatic)")
     p.add_argument("--series", help="series key when a folder holds several")
+    p.add_argument(
+        "--neighbours",
+        type=int,
+        default=0,
+        metavar="K",
+        help="volumes: also stage K sagittal slices either side and average; reports how many "
+        "agree (default 0)",
+    )
     p.set_defaults(func=run_predict)
     p = sub.add_parser(
         "info",
@@ -59,6 +67,18 @@ def prediction_json(source: str, prediction: Any) -> dict[str, Any]:
         "slice": prediction.slice_index,
         "box": [round(v, 2) for v in prediction.box] if prediction.box else None,
         "seconds": round(prediction.seconds, 4),
+        **_neighbour_fields(prediction.extra),
+    }
+
+
+def _neighbour_fields(extra: dict[str, Any]) -> dict[str, Any]:
+    """With --neighbours: the slices staged, their own stages and the share that agree."""
+    if "agreement" not in extra:
+        return {}
+    return {
+        "slices": extra["slices"],
+        "slice_stages": extra["slice_stages"],
+        "agreement": round(float(extra["agreement"]), 4),
     }
 
 
@@ -96,7 +116,7 @@ def run_predict(args: argparse.Namespace) -> int:
     for i, path in enumerate(tqdm(paths, file=sys.stderr, disable=len(paths) < 2, unit="input")):
         try:
             study = open_study(path, series=args.series)
-            prediction = predictor.predict(study, slice=args.slice)
+            prediction = predictor.predict(study, slice=args.slice, neighbours=args.neighbours)
             if args.overlay:
                 image, _ = image_from_study(study, prediction.slice_index)
                 write_overlay(_overlay_path(args.overlay, i, len(paths)), image, prediction)
@@ -111,6 +131,12 @@ def run_predict(args: argparse.Namespace) -> int:
             line = f"{path}: stage {prediction.stage} ({prediction.stage_name}, {probs:.0%})"
             if prediction.slice_index is not None:
                 line += f" on sagittal slice {prediction.slice_index}"
+            if "agreement" in prediction.extra:
+                slices = prediction.extra["slices"]
+                line += (
+                    f", averaged over slices {slices[0]}-{slices[-1]} "
+                    f"({prediction.extra['agreement']:.0%} agree)"
+                )
             sys.stdout.write(line + "\n")
             for message in prediction.messages:
                 sys.stdout.write(f"  review: {message}\n")

@@ -20,7 +20,7 @@ import torch
 from torch.nn import functional as F
 
 from sos_core.device import choose_device, configure_cpu_threads
-from sos_core.errors import ModelFormatError
+from sos_core.errors import ModelFormatError, ParameterError
 from sos_core.explain.grad_cam import class_activation_map, normalise_maps
 from sos_core.inference.flags import attention_summary, image_problem, review_flags
 from sos_core.inference.prediction import Prediction
@@ -89,15 +89,20 @@ class Predictor:
         """The card's version with the weights' SHA-256 prefix, as shown with every prediction."""
         return f"{self.card.version}+{self.card.weights_sha256[:8]}"
 
-    def _forward(self, image01: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(calibrated probabilities, pooled features, [0,1] map at input size) for one input."""
+    def _forward(
+        self, image01: np.ndarray, stage: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(calibrated probabilities, pooled features, [0,1] map at input size) for one input;
+        the map is of `stage`, else of the most probable stage."""
         x = torch.from_numpy(np.ascontiguousarray(image01))[None, None].to(self.device)
         if self._channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with self._lock, torch.inference_mode():
             feats, logits = self.model.forward_with_features(x)
             probs = torch.softmax(logits.float() / self.card.temperature, dim=1)
-            chosen = probs.argmax(dim=1)
+            chosen = (
+                probs.argmax(dim=1) if stage is None else torch.tensor([stage], device=x.device)
+            )
             cam = class_activation_map(feats, self.model.head_weight, chosen).float()
             cam = F.interpolate(
                 cam[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False
@@ -106,15 +111,50 @@ class Predictor:
             pooled = feats.float().mean(dim=(2, 3))
         return probs[0].cpu().numpy(), pooled[0].cpu().numpy(), cam[0].cpu().numpy()
 
-    def predict(self, study: Study, slice: int | None = None) -> Prediction:  # noqa: A002
-        """Predict the stage of a study (a volume's automatic mid-sagittal slice by default)."""
+    def predict(
+        self,
+        study: Study,
+        slice: int | None = None,  # noqa: A002
+        *,
+        neighbours: int = 0,
+    ) -> Prediction:
+        """Predict the stage of a study (a volume's automatic mid-sagittal slice by default).
+
+        For a volume, `neighbours` > 0 also stages that many sagittal slices on either side and
+        averages the probabilities of all of them; the map, box and flags are the chosen
+        slice's for the averaged stage, and `extra` holds "slices", "slice_stages" and
+        "agreement" (the share of slices whose own stage is the averaged one).
+        """
+        if neighbours < 0:
+            raise ParameterError("the number of neighbouring slices must be 0 or more.")
         image, index = image_from_study(study, slice)
-        return self.predict_image(
-            image,
-            slice_index=index,
-            kind=image_kind(study),
-            detail_mm=input_detail_mm(plane_spacing(study), image.shape, self.size),
+        detail = input_detail_mm(plane_spacing(study), image.shape, self.size)
+        if neighbours <= 0 or index is None or study.kind != "volume":
+            return self.predict_image(
+                image, slice_index=index, kind=image_kind(study), detail_mm=detail
+            )
+        from sos_core.imaging.reformat import sagittal_count
+
+        slices = [
+            i
+            for i in range(index - neighbours, index + neighbours + 1)
+            if 0 <= i < sagittal_count(study)
+        ]
+        per_slice = [
+            self._forward(prepare_image(image_from_study(study, i)[0], self.size)[0])[0]
+            for i in slices
+        ]
+        mean = np.mean(per_slice, axis=0)
+        prediction = self.predict_image(
+            image, slice_index=index, kind=image_kind(study), detail_mm=detail, probabilities=mean
         )
+        stages = [int(np.argmax(p)) for p in per_slice]
+        prediction.extra.update(
+            slices=slices,
+            slice_stages=stages,
+            agreement=sum(s == prediction.stage for s in stages) / len(stages),
+        )
+        return prediction
 
     def predict_image(
         self,
@@ -123,17 +163,22 @@ class Predictor:
         slice_index: int | None = None,
         kind: str | None = None,
         detail_mm: float | None = None,
+        probabilities: np.ndarray | None = None,
     ) -> Prediction:
         """Predict the stage of one 2-D image in modality units.
 
         `kind` ("slice" or "ceph", None when unknown) is checked against the modalities the
         model was trained on, and `detail_mm` (mm of anatomy per model-input pixel, see
         `input_detail_mm`) against the detail it was trained on; a mismatch flags the image
-        as unsuitable, in words.
+        as unsuitable, in words. `probabilities` (e.g. averaged over neighbouring slices)
+        replace this image's own for the stage, the map's class and the flags.
         """
         start = time.perf_counter()
         inp, lb = prepare_image(pixels, self.size)
-        probs, pooled, cam_in = self._forward(inp)
+        stage = None if probabilities is None else int(np.argmax(probabilities))
+        probs, pooled, cam_in = self._forward(inp, stage)
+        if probabilities is not None:
+            probs = np.asarray(probabilities, dtype=probs.dtype)
         attention = attention_summary(cam_in, self.stats)
         ood = self.stats.ood_score(pooled) if self.stats is not None else None
         flags, messages = review_flags(

@@ -357,3 +357,41 @@ def test_the_shipped_student_flags_pydicoms_non_skull_images_unsuitable(name: st
     p = Predictor(device="cpu").predict(open_study(path))  # the embedded default model
     assert "unsuitable_image" in p.flags, (name, p.flags, p.extra)
     assert p.messages[p.flags.index("unsuitable_image")].endswith(".")
+
+
+def test_neighbouring_slices_are_averaged_and_their_agreement_reported() -> None:
+    from resources import resource_path
+
+    study = open_study(resource_path("samples/cbct/series_000"))
+    predictor = Predictor(device="cpu")
+    centre = predictor.predict(study).slice_index
+    assert centre is not None
+    pooled = predictor.predict(study, neighbours=2)
+    assert pooled.slice_index == centre
+    assert pooled.extra["slices"] == list(range(centre - 2, centre + 3))
+    singles = [predictor.predict(study, slice=i) for i in pooled.extra["slices"]]
+    expected = np.mean([s.probabilities for s in singles], axis=0)
+    np.testing.assert_allclose(pooled.probabilities, expected, atol=1e-6)
+    assert pooled.stage == int(np.argmax(expected))
+    assert pooled.extra["slice_stages"] == [s.stage for s in singles]
+    agreeing = sum(s.stage == pooled.stage for s in singles)
+    assert pooled.extra["agreement"] == pytest.approx(agreeing / 5)
+    # A 2-D image has no neighbouring slices: the option changes nothing.
+    png = open_study(resource_path("samples/slices/case_000000.png"))
+    plain, asked = predictor.predict(png), predictor.predict(png, neighbours=2)
+    assert asked.probabilities == plain.probabilities
+    assert "agreement" not in asked.extra
+
+
+def test_cli_reports_neighbouring_slices(capsys: pytest.CaptureFixture[str]) -> None:
+    from resources import resource_path
+    from sos_core.cli import main
+
+    series = str(resource_path("samples/cbct/series_000"))
+    assert main(["predict", "--json", "--neighbours", "1", series]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["slices"] == [row["slice"] - 1, row["slice"], row["slice"] + 1]
+    assert len(row["slice_stages"]) == 3
+    assert row["agreement"] == pytest.approx(row["slice_stages"].count(row["stage"]) / 3, abs=1e-4)
+    assert main(["predict", "--neighbours", "-1", series]) == 2
+    assert "0 or more" in capsys.readouterr().err
