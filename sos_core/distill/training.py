@@ -211,8 +211,8 @@ def _train(
         model.load_state_dict(init.state_dict(), strict=True)
     model = model.to(device)
     cuda = device.type == "cuda"
-    # Channels-last on the CPU too: oneDNN's depthwise convolutions train in 0.61x the CPU time
-    # of NCHW here (one thread, forward + backward of the student at 256 px).
+    # Channels-last on the CPU too: a student step (forward + backward, 256 px) takes 0.62x the
+    # time of NCHW on this machine (benchmarks/cpu_layout.py).
     channels_last = device.type in ("cpu", "cuda")
     if channels_last:
         model = model.to(memory_format=torch.channels_last)

@@ -72,9 +72,9 @@ class Predictor:
                 f"{self.model_dir.name} is a crop teacher; predictions need a full-image student.",
                 path=self.model_dir,
             )
-        fold_batch_norm(self.model)  # same outputs, a few per cent less time (inference_form)
-        # Channels-last suits oneDNN's depthwise convolutions and cuDNN alike: 0.66-0.70x the
-        # student's NCHW forward time on this machine's CPU.
+        fold_batch_norm(self.model)  # same outputs, less time (inference_form)
+        # Channels-last suits oneDNN's depthwise convolutions and cuDNN alike: with the fold,
+        # 0.59x the student's NCHW forward time on this machine's CPU (benchmarks/cpu_layout.py).
         self._channels_last = self.device.type in ("cpu", "cuda")
         if self._channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
