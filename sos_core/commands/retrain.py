@@ -127,11 +127,20 @@ def run_retrain(args: argparse.Namespace) -> int:
         }.items()
         if v is not None
     }
-    with _open(args) as store:
+    from tqdm import tqdm
+
+    # A retrain runs for minutes on a CPU: a bar on a terminal, nothing in a captured stream.
+    with (
+        _open(args) as store,
+        tqdm(total=100, desc="retrain", file=sys.stderr, disable=not sys.stderr.isatty(),
+             bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} elapsed, {remaining} left")
+        as bar,
+    ):  # fmt: skip
         report = retrain(
             store,
             ModelRegistry.for_store(store),
             options=RetrainOptions(actor="cli").replace(**changes),
+            progress=lambda fraction: bar.update(max(0, round(fraction * 100) - bar.n)),
         )
     done = report.status in _DONE
     if args.json:
