@@ -24,7 +24,7 @@ shipped models" of benchmarks/RESULTS.md.
     .venv/bin/python benchmarks/retrain_end_to_end.py [--locked 60 --labels 20 --threads 2]
 
 About 4 minutes on 2 quiet CPU cores (each run under a minute), several times that under load.
-`--work DIR` keeps the store and `DIR/result.pickle`; `--render DIR/result.pickle [MORE ...]`
+`--work DIR` keeps the store and `DIR/result.json`; `--render DIR/result.json [MORE ...]`
 rewrites the section from saved runs (the others listed as repeats) without training again.
 """
 
@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pickle
 import subprocess
 import sys
 import tempfile
@@ -75,13 +74,13 @@ def main() -> None:
         "--render",
         type=Path,
         nargs="+",
-        help="only re-render saved DIR/result.pickle files: the first in full, the others' "
+        help="only re-render saved DIR/result.json files: the first in full, the others' "
         "timings as repeats",
     )
     args = ap.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # before torch loads, here and in children
-    if args.render is not None:  # our own file from an earlier run, so pickle is safe here
-        saved = [pickle.loads(path.read_bytes()) for path in args.render]
+    if args.render is not None:
+        saved = [load_saved(path) for path in args.render]
         repeats = [s["result"] for s in saved[1:]]
         text = section(argparse.Namespace(**saved[0]["args"]), saved[0]["result"], repeats)
         print(text)
@@ -150,8 +149,30 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     res["rollbacks"] = roll_back_to(origin, work / "store", images, args, res["probs"])
     res["machine"] = machine_line()  # the load while the runs ran, not when re-rendered
     saved = {"args": {**vars(args), "work": None, "render": None}, "result": res}
-    (work / "result.pickle").write_bytes(pickle.dumps(saved))
+    (work / "result.json").write_text(json.dumps(saved, default=_jsonable), encoding="utf-8")
     return res
+
+
+def _jsonable(value: object) -> object:
+    # JSON, not pickle: like model files (MW-5), results given back on the command line are
+    # data and never code. Probability arrays round-trip exactly through their float values.
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot save {type(value).__name__} in result.json")
+
+
+def load_saved(path: Path) -> dict[str, Any]:
+    """A saved run, with its probability tables as arrays again."""
+    import numpy as np
+
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    for entry in saved["result"]["probs"].values():
+        entry["probs"] = np.asarray(entry["probs"], dtype=np.float64)
+    return saved
 
 
 def queue_labels(store_dir: Path, dataset: Path) -> int:
