@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -80,19 +80,23 @@ def get_preset(name: str) -> dict[str, Any]:
 
 
 def run_preset(
-    name: str,
+    name: str | Mapping[str, Any],
     *,
     work: Path,
     out: Path | None = None,
     device: str | None = None,
     progress_factory: ProgressFactory | None = None,
+    data_workers: int = 2,
 ) -> dict[str, Path]:
-    """Generate the data, train teacher and student, evaluate, and install the model folders."""
+    """Generate the data, train teacher and student, evaluate, and install the model folders.
+
+    `name` is a preset's name or the preset itself (benchmarks try variants of a preset).
+    """
     from resources import resource_path
     from sos_core.distill.training import train
     from sos_core.phantom.dataset import DatasetConfig, generate_dataset
 
-    preset = get_preset(name)
+    preset = get_preset(name) if isinstance(name, str) else name
     work.mkdir(parents=True, exist_ok=True)
     data = work / "data"
     ph = preset["phantom"]
@@ -102,7 +106,7 @@ def run_preset(
             modalities=tuple(ph["modalities"]),
             seed=ph["seed"],
             size=ph["size"],
-            workers=2,
+            workers=data_workers,
         )
         generate_dataset(cfg, data, force=True)
     common = {"dataset": str(data), "modalities": ph["modalities"], "device": device or "auto"}

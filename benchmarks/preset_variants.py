@@ -1,0 +1,185 @@
+"""Variants of the `default` preset, end to end, side by side: which recipe to ship.
+
+Each variant is the default preset with a few overrides (modalities, epochs); all share one
+phantom dataset and run as separate processes (on a GPU they share the card). Each writes its
+test metrics per modality to WORK/VARIANT/summary.json; the table goes to stdout and, with
+--results, to a JSON file.
+
+    python benchmarks/preset_variants.py --work W --device cuda --threads 3 --data-workers 14
+    python benchmarks/preset_variants.py --work W --variants joint-8   # one at a time on a CPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sos_core.distill.presets import get_preset  # noqa: E402
+
+BOTH = ["slice", "ceph"]
+# Overrides per variant: {section: {key: value}}; "phantom" modalities pick the data used.
+LONGER = {
+    "teacher": {"epochs": 16, "patience": 8},
+    "student_warmup": {"epochs": 16, "patience": 8},
+    "student": {"epochs": 12, "patience": 6},
+}
+VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
+    "joint-8": {"phantom": {"modalities": BOTH}},
+    "joint-12": {"phantom": {"modalities": BOTH}, **LONGER},
+    "ceph-only-12": {"phantom": {"modalities": ["ceph"]}, **LONGER},
+    "slice-only-12": {"phantom": {"modalities": ["slice"]}, **LONGER},
+    "slice-only-8": {"phantom": {"modalities": ["slice"]}},
+    "joint-10": {
+        "phantom": {"modalities": BOTH},
+        **LONGER,
+        "student": {"epochs": 10, "patience": 5},
+    },
+    "joint-16": {
+        "phantom": {"modalities": BOTH},
+        "teacher": {"epochs": 16, "patience": 8},
+        "student_warmup": {"epochs": 24, "patience": 24},
+        "student": {"epochs": 16, "patience": 8},
+    },
+    # The same recipe from other seeds: how stable is it?
+    **{
+        f"joint-12-seed{s}": {
+            "phantom": {"modalities": BOTH},
+            **{k: {**v, "seed": s} for k, v in LONGER.items()},
+        }
+        for s in (1, 2)
+    },
+}
+
+
+def variant_preset(name: str, smoke: bool = False) -> dict[str, Any]:
+    preset = copy.deepcopy(get_preset("default"))
+    for section, values in VARIANTS[name].items():
+        preset[section].update(values)
+    if smoke:  # a check of the plumbing: one epoch of everything
+        for section in ("teacher", "student_warmup", "student"):
+            preset[section]["epochs"] = 1
+    return preset
+
+
+def _data(work: Path, workers: int, count: int) -> Path:
+    """One dataset with both modalities; variants train on the modalities they name."""
+    from sos_core.phantom.dataset import DatasetConfig, generate_dataset
+
+    data = work / "data"
+    if not (data / "manifest.jsonl").is_file():
+        ph = get_preset("default")["phantom"]
+        cfg = DatasetConfig(
+            count=count or ph["count"],
+            modalities=tuple(BOTH),
+            seed=ph["seed"],
+            size=ph["size"],
+            workers=workers,
+        )
+        generate_dataset(cfg, data, force=True)
+    return data
+
+
+def run_one(name: str, work: Path, device: str, smoke: bool) -> dict[str, Any]:
+    from sos_core.distill.presets import run_preset
+
+    folder = work / name
+    folder.mkdir(parents=True, exist_ok=True)
+    link = folder / "data"
+    if not link.exists():
+        link.symlink_to((work / "data").resolve())
+    t0 = time.perf_counter()
+    run_preset(variant_preset(name, smoke), work=folder, out=folder / "models", device=device)
+    summary = json.loads((folder / "summary.json").read_text())
+    result = {"variant": name, "seconds": round(time.perf_counter() - t0, 1), "test": summary}
+    (folder / "result.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def _row(result: dict[str, Any]) -> str:
+    cells = [result["variant"], f"{result['seconds'] / 60:.1f} min"]
+    for role in ("teacher", "student"):
+        per = result["test"][role]
+        for modality in ("slice", "ceph"):
+            m = per.get(modality) or (per["all"] if len(per) == 1 else None)
+            if m is None or (modality not in VARIANTS[result["variant"]]["phantom"]["modalities"]):
+                cells.append("-")
+            else:
+                cells.append(f"{100 * m['accuracy']:.1f}")
+    s = result["test"]["student"]["all"]
+    cells += [f"{100 * s['pointing_game']:.0f}", f"{s['ece']:.3f}"]
+    return "| " + " | ".join(cells) + " |"
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    head = (
+        "| variant | time | teacher slice % | teacher ceph % | student slice % | "
+        "student ceph % | student pointing % | student ECE |\n"
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    )
+    return "\n".join([head, *(_row(r) for r in results)])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", type=Path, required=True)
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads per variant process")
+    ap.add_argument("--data-workers", type=int, default=2)
+    ap.add_argument("--results", type=Path, help="write all results here as JSON")
+    ap.add_argument("--smoke", action="store_true", help="a few cases, one epoch each")
+    ap.add_argument("--one", help=argparse.SUPPRESS)  # a child process: run this variant
+    args = ap.parse_args()
+    if args.one:
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        run_one(args.one, args.work, args.device, args.smoke)
+        return
+    _data(args.work, args.data_workers, 60 if args.smoke else 0)
+    env = dict(os.environ)
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
+    children = []
+    for name in args.variants:
+        log = open(args.work / f"{name}.log", "w")  # noqa: SIM115 - closed below
+        cmd = [
+            sys.executable,
+            __file__,
+            "--work",
+            str(args.work),
+            "--device",
+            args.device,
+            "--threads",
+            str(args.threads),
+            "--one",
+            name,
+            *(["--smoke"] if args.smoke else []),
+        ]
+        children.append((name, subprocess.Popen(cmd, stdout=log, stderr=log, env=env), log))
+    results = []
+    for name, child, log in children:
+        rc = child.wait()
+        log.close()
+        path = args.work / name / "result.json"
+        if rc == 0 and path.is_file():
+            results.append(json.loads(path.read_text()))
+        else:
+            print(f"{name}: failed (exit {rc}); see {args.work / (name + '.log')}")
+    print(table(results))
+    if args.results:
+        args.results.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
