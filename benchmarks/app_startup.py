@@ -1,8 +1,10 @@
 """Benchmark: launch of `sos-review` to the first prediction on screen; CBCT preview; memory.
 
 Each measurement is a fresh process started the way a user starts the app with a path
-(`sos_desktop.app.main([PATH])`, offscreen Qt platform), timed from just before the process is
-spawned. The child runs the real start-up path unchanged and only watches it:
+(`sos_desktop.launch`: the prediction process first, then `sos_desktop.app.main([PATH])`;
+offscreen Qt platform), timed from just before the process is spawned. Each case runs with the
+model in its own process (the default) and in the app's process (`SOS_PREDICTOR_PROCESS=0`).
+The child runs the real start-up path unchanged and only watches it:
 
 * window shown: `main()` has shown the main window;
 * first image on screen: the first paint of the image view with pixels in it (for the CBCT, the
@@ -57,6 +59,9 @@ def child(path: Path, out: Path, timeout: float, workdir: Path) -> int:
     """Run `sos_desktop.app.main([path])` and write the times of its events to `out` (JSON)."""
     started = time.time()
     events: dict[str, Any] = {"main": started}
+    from sos_desktop import launch as launcher
+
+    launcher.start_prediction_process([str(path)])  # what `sos-review PATH` does first
     import functools
 
     import sos_core.imaging as imaging
@@ -99,6 +104,12 @@ def child(path: Path, out: Path, timeout: float, workdir: Path) -> int:
         for key in ("VmRSS", "VmHWM"):
             line = next((s for s in status if s.startswith(key + ":")), "")
             events[key] = int(line.split()[1]) if line else None  # kB
+        pid = getattr(win.prediction._predictor, "pid", None)  # the prediction process, if any
+        if pid is not None:
+            status = Path(f"/proc/{pid}/status").read_text().splitlines()
+            for key in ("VmRSS", "VmHWM"):
+                line = next((s for s in status if s.startswith(key + ":")), "")
+                events["child_" + key] = int(line.split()[1]) if line else None
         events["model_status"] = win.model_status.text()
         if win.result is not None:
             events["device"] = win.result.prediction.device
@@ -243,32 +254,46 @@ def _fmt(value: float | None, unit: str = "s") -> str:
     return f"{value:.2f} {unit}" if unit == "s" else f"{value:.0f} {unit}"
 
 
+MODES = {"process": "1", "in-process": "0"}  # SOS_PREDICTOR_PROCESS for each
+MODE_WORDS = {"process": "model in its own process (default)", "in-process": "model in the app"}
+
+
 def report(
-    runs: dict[str, list[dict[str, Any]]], floor: list[dict[str, Any]], args: argparse.Namespace
+    runs: dict[tuple[str, str], list[dict[str, Any]]],
+    floor: list[dict[str, Any]],
+    args: argparse.Namespace,
 ) -> str:
     from benchmarks._results import machine_line
 
-    ceph, cbct = runs["ceph"], runs["cbct"]
+    cols = [(case, mode) for case in ("ceph", "cbct") for mode in args.modes]
+    ceph = runs[("ceph", args.modes[0])]
     floor_s = _median(floor, "window_shown")
     first = ceph[0]
     model = first.get("model_version") or first.get("model_status") or "?"
-    no_model = all("no_model" in r for r in ceph + cbct)
+    no_model = all("no_model" in r for col in cols for r in runs[col])
+    case_words = {
+        "ceph": f"cephalogram (bundled DX, {'x'.join(map(str, first.get('shape', [])))})",
+        "cbct": f"CBCT series ({'x'.join(map(str, CBCT_SHAPE))}, {CBCT_SPACING} mm)",
+    }
     lines = [
         f"`benchmarks/app_startup.py --runs {args.runs}`: {machine_line()}.",
         "",
-        "Fresh process per launch (`sos_desktop.app.main([PATH])`, offscreen Qt), timed from just "
-        f"before the spawn; medians of {args.runs} round(s) after one uncounted warm-up launch per "
-        "case. Model: "
+        "Fresh process per launch, started as `sos-review PATH` starts (`sos_desktop.launch`: "
+        "the prediction process first, then `sos_desktop.app.main`; offscreen Qt), timed from "
+        f"just before the spawn; medians of {args.runs} round(s) after one uncounted warm-up "
+        "launch per column. Columns: the model loaded in its own process (the default, "
+        "`SOS_PREDICTOR_PROCESS=1`) or in the app's process (`SOS_PREDICTOR_PROCESS=0`, as "
+        "before). Model: "
         + (
             f"none: the app said \u201c{first['no_model']}\u201d, so there is no prediction time."
             if no_model
             else f"`{model}` on {first.get('device', '?')}."
         ),
         "",
-        "| launch \u2192 event | cephalogram (bundled DX, "
-        f"{'x'.join(map(str, first.get('shape', [])))}) | CBCT series "
-        f"({'x'.join(map(str, CBCT_SHAPE))}, {CBCT_SPACING} mm) |",
-        "| --- | ---: | ---: |",
+        "| launch \u2192 event | "
+        + " | ".join(f"{case_words[c]}, {MODE_WORDS[m]}" for c, m in cols)
+        + " |",
+        "| --- |" + " ---: |" * len(cols),
     ]
     rows = (
         ("window shown", "window_shown"),
@@ -279,13 +304,18 @@ def report(
         ("first prediction on screen", "prediction_on_screen"),
     )
     for words, key in rows:
-        lines.append(f"| {words} | {_fmt(_median(ceph, key))} | {_fmt(_median(cbct, key))} |")
-    rss = [(_median(r, "VmRSS"), _median(r, "VmHWM")) for r in (ceph, cbct)]
-    lines.append(
-        f"| resident memory at the end: now / peak | {_fmt(_kb_mb(rss[0][0]), 'MB')} / "
-        f"{_fmt(_kb_mb(rss[0][1]), 'MB')} | {_fmt(_kb_mb(rss[1][0]), 'MB')} / "
-        f"{_fmt(_kb_mb(rss[1][1]), 'MB')} |"
-    )
+        lines.append(f"| {words} | " + " | ".join(_fmt(_median(runs[c], key)) for c in cols) + " |")
+    for words, prefix in (("app process", ""), ("prediction process", "child_")):
+        cells = []
+        for c in cols:
+            now, peak = _median(runs[c], prefix + "VmRSS"), _median(runs[c], prefix + "VmHWM")
+            cells.append(
+                "-" if now is None else f"{_fmt(_kb_mb(now), 'MB')} / {_fmt(_kb_mb(peak), 'MB')}"
+            )
+        lines.append(
+            f"| resident memory at the end, {words}: now / peak | " + " | ".join(cells) + " |"
+        )
+    cbct = runs[("cbct", args.modes[0])]
     preview_first = [
         bool(r.get("first_image_was_preview"))
         and isinstance(r.get("image_on_screen"), float)
@@ -300,17 +330,18 @@ def report(
         f"Peer: an empty PySide6 window painted {_fmt(floor_s)} after launch; the app's window "
         f"(cephalogram launch) {_fmt(window)}, {ratio} the floor.",
     ]
-    pred = _median(ceph, "prediction_on_screen")
-    if pred is None:
-        lines.append(
-            f"Target: first prediction within {CEPH_TARGET_S:g} s: not measured (no model)."
-        )
-    else:
-        verdict = "met" if pred <= CEPH_TARGET_S else "missed"
-        lines.append(
-            f"Target: first cephalogram prediction within {CEPH_TARGET_S:g} s of launch: "
-            f"{pred:.2f} s ({verdict})."
-        )
+    for mode in args.modes:
+        pred = _median(runs[("ceph", mode)], "prediction_on_screen")
+        if pred is None:
+            lines.append(
+                f"Target: first prediction within {CEPH_TARGET_S:g} s: not measured ({mode})."
+            )
+        else:
+            verdict = "met" if pred <= CEPH_TARGET_S else "missed"
+            lines.append(
+                f"Target: first cephalogram prediction within {CEPH_TARGET_S:g} s of launch, "
+                f"{MODE_WORDS[mode]}: {pred:.2f} s ({verdict})."
+            )
     margins = [
         r["study_read"] - r["image_on_screen"]
         for r, ok in zip(cbct, preview_first, strict=True)
@@ -322,8 +353,9 @@ def report(
         + (f", by a median {statistics.median(margins):.2f} s" if margins else "")
         + f" ({'met' if all(preview_first) else 'missed'})."
     )
-    timeouts = sum(1 for r in ceph + cbct if r.get("timeout"))
-    errors = sorted({r["error"] for r in ceph + cbct if "error" in r})
+    every = [r for c in cols for r in runs[c]]
+    timeouts = sum(1 for r in every if r.get("timeout"))
+    errors = sorted({r["error"] for r in every if "error" in r})
     if timeouts:
         lines.append(f"{timeouts} launch(es) hit the {args.timeout:g} s time limit.")
     if errors:
@@ -342,6 +374,13 @@ def main() -> int:
     ap.add_argument("--cbct", type=Path, default=DEFAULT_CBCT, help="where the series is kept")
     ap.add_argument("--timeout", type=float, default=180.0, help="seconds allowed per launch")
     ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md")
+    ap.add_argument(
+        "--modes",
+        nargs="+",
+        choices=list(MODES),
+        default=list(MODES),
+        help="where the model loads: its own process (default) and/or the app's",
+    )
     ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -359,18 +398,22 @@ def main() -> int:
         if args.model is not None:
             env["SOS_MODEL_DIR"] = str(args.model.resolve())
         child_args = ["--timeout", str(args.timeout), "--work", str(work)]
-        for name, path in cases.items():  # warm-up, not counted
-            print(f"warm-up launch: {name}", flush=True)
-            launch(["--child", str(path), *child_args], env, args.timeout, work)
-        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in cases}
+        cols = [(name, mode) for name in cases for mode in args.modes]
+        envs = {mode: dict(env, SOS_PREDICTOR_PROCESS=MODES[mode]) for mode in args.modes}
+        for name, mode in cols:  # warm-up, not counted
+            print(f"warm-up launch: {name}, {mode}", flush=True)
+            launch(["--child", str(cases[name]), *child_args], envs[mode], args.timeout, work)
+        runs: dict[tuple[str, str], list[dict[str, Any]]] = {col: [] for col in cols}
         floor: list[dict[str, Any]] = []
         for i in range(args.runs):
             floor.append(launch(["--floor"], env, 60.0, work))
-            for name, path in cases.items():
-                result = launch(["--child", str(path), *child_args], env, args.timeout, work)
-                runs[name].append(result)
+            for name, mode in cols:
+                result = launch(
+                    ["--child", str(cases[name]), *child_args], envs[mode], args.timeout, work
+                )
+                runs[(name, mode)].append(result)
                 shown = result.get("prediction_on_screen") or result.get("case_shown")
-                print(f"round {i + 1}: {name} done at {shown}", flush=True)
+                print(f"round {i + 1}: {name}, {mode} done at {shown}", flush=True)
     text = report(runs, floor, args)
     print(text)
     if not args.no_write:

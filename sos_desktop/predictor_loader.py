@@ -55,11 +55,51 @@ def model_folder(model_dir: Path | None) -> Path:
     return resource_path("models/student")
 
 
+_early: Any = None  # a PredictorProcess started by `start_early`, until claimed
+
+
+def start_early() -> None:
+    """Start the default model's prediction process now, before Qt and the window load.
+
+    Called by the launcher first thing: the child imports torch and loads the model on the
+    other core while this process builds the window (`sos_core.inference.predictor_process`).
+    The first `load_default_predictor` for the same folder and device claims it.
+    """
+    global _early
+    folder = model_folder(None)
+    if _early is None and folder.is_dir():
+        from sos_core.inference.predictor_process import PredictorProcess
+
+        _early = PredictorProcess(folder, None)
+
+
+def _claim_early(folder: Path, device: str | None) -> PredictorLike | None:
+    """The early process if it serves `folder` on `device` and loaded fine, else None."""
+    global _early
+    early, _early = _early, None
+    if early is None:
+        return None
+    if early.model_dir != folder or device is not None:
+        early.close()  # another model or an explicit device was chosen meanwhile
+        return None
+    try:
+        early.wait_ready()
+    except Exception as exc:  # noqa: BLE001 - fall back to loading in this process
+        logger.warning("early prediction process unusable (%s)", type(exc).__name__)
+        early.close()
+        return None
+    return early
+
+
 def load_default_predictor(model_dir: Path | None, device: str | None) -> PredictorLike:
-    """Worker thread: build `sos_core.inference.predictor.Predictor` (torch is imported here)."""
+    """Worker thread: the early prediction process when it fits, else build
+    `sos_core.inference.predictor.Predictor` here (torch is imported then)."""
     folder = model_folder(model_dir)
     if not folder.is_dir():
         raise NoModel(NO_MODEL_SENTENCE)
+    early = _claim_early(folder, device)
+    if early is not None:
+        return early
     from sos_core.inference.predictor import Predictor
 
     return Predictor(model_dir=folder, device=device)
@@ -85,4 +125,5 @@ __all__ = [
     "load_default_predictor",
     "model_folder",
     "predictor_version",
+    "start_early",
 ]

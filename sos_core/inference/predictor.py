@@ -20,20 +20,15 @@ import torch
 from torch.nn import functional as F
 
 from sos_core.device import choose_device, configure_cpu_threads
-from sos_core.errors import ModelFormatError, ParameterError
+from sos_core.errors import ModelFormatError
 from sos_core.explain.grad_cam import class_activation_map, normalise_maps
 from sos_core.inference.flags import attention_summary, image_problem, review_flags
 from sos_core.inference.prediction import Prediction
 from sos_core.inference.review_stats import ReviewStats
+from sos_core.inference.study_inputs import StudyInputs, study_inputs
 from sos_core.models.inference_form import fold_batch_norm
 from sos_core.models.model_file import load_model
-from sos_core.preprocess import (
-    Letterbox,
-    image_from_study,
-    input_detail_mm,
-    normalise_intensity,
-    prepare_image,
-)
+from sos_core.preprocess import Letterbox, normalise_intensity, prepare_image
 
 if TYPE_CHECKING:
     from sos_core.imaging.study import Study
@@ -125,32 +120,31 @@ class Predictor:
         slice's for the averaged stage, and `extra` holds "slices", "slice_stages" and
         "agreement" (the share of slices whose own stage is the averaged one).
         """
-        if neighbours < 0:
-            raise ParameterError("the number of neighbouring slices must be 0 or more.")
-        image, index = image_from_study(study, slice)
-        detail = input_detail_mm(plane_spacing(study), image.shape, self.size)
-        if neighbours <= 0 or index is None or study.kind != "volume":
-            return self.predict_image(
-                image, slice_index=index, kind=image_kind(study), detail_mm=detail
-            )
-        from sos_core.imaging.reformat import sagittal_count
+        return self.predict_inputs(
+            study_inputs(study, slice, neighbours=neighbours, input_size=self.size)
+        )
 
-        slices = [
-            i
-            for i in range(index - neighbours, index + neighbours + 1)
-            if 0 <= i < sagittal_count(study)
-        ]
-        per_slice = [
-            self._forward(prepare_image(image_from_study(study, i)[0], self.size)[0])[0]
-            for i in slices
-        ]
+    def predict_inputs(self, inputs: StudyInputs) -> Prediction:
+        """`predict` for a study already reduced by `study_inputs` (maybe in another process)."""
+        if not inputs.neighbour_inputs:
+            return self.predict_image(
+                inputs.image,
+                slice_index=inputs.slice_index,
+                kind=inputs.kind,
+                detail_mm=inputs.detail_mm,
+            )
+        per_slice = [self._forward(x)[0] for x in inputs.neighbour_inputs]
         mean = np.mean(per_slice, axis=0)
         prediction = self.predict_image(
-            image, slice_index=index, kind=image_kind(study), detail_mm=detail, probabilities=mean
+            inputs.image,
+            slice_index=inputs.slice_index,
+            kind=inputs.kind,
+            detail_mm=inputs.detail_mm,
+            probabilities=mean,
         )
         stages = [int(np.argmax(p)) for p in per_slice]
         prediction.extra.update(
-            slices=slices,
+            slices=list(inputs.neighbour_slices),
             slice_stages=stages,
             agreement=sum(s == prediction.stage for s in stages) / len(stages),
         )
@@ -243,34 +237,6 @@ class Predictor:
         return tuple(
             float(v) for v in lb.box_to_image((x - w / 2, y - h / 2, x + w / 2, y + h / 2))
         )
-
-
-# Projection radiographs: a lateral cephalogram arrives as one of these DICOM modalities.
-_RADIOGRAPH_MODALITIES = frozenset({"DX", "CR", "RG", "DR", "PX"})
-
-
-def image_kind(study: Study) -> str | None:
-    """ "slice" for a CT/CBCT (a volume or one CT image), "ceph" for a projection radiograph,
-    None when the file does not say (PNG/JPEG/TIFF, secondary capture)."""
-    if study.kind == "volume" or study.modality == "CT":
-        return "slice"
-    if study.modality in _RADIOGRAPH_MODALITIES:
-        return "ceph"
-    if len(study.sources) == 1:  # a PNG/TIFF of a dataset (the bundled sample): its manifest
-        from sos_core.dataset_manifest import modality_for
-
-        kind = modality_for(Path(study.sources[0]))
-        return kind if kind in ("slice", "ceph") else None
-    return None
-
-
-def plane_spacing(study: Study) -> tuple[float, float] | None:
-    """(row, col) mm of the 2-D image the model sees: a volume's sagittal plane is (z, y)."""
-    if not study.spacing or len(study.spacing) < 2:
-        return None
-    if study.kind == "volume" and len(study.spacing) == 3:
-        return float(study.spacing[0]), float(study.spacing[1])
-    return float(study.spacing[-2]), float(study.spacing[-1])
 
 
 def cam_to_image(cam_in: np.ndarray, lb: Letterbox, shape: tuple[int, ...]) -> np.ndarray:

@@ -1,20 +1,30 @@
-"""Models: teacher and student networks (plain torch), their registry, cards and safe files."""
+"""Models: teacher and student networks (plain torch), their registry, cards and safe files.
+
+The names below load on first use, so `sos_core.models.card` (read by processes that never run
+a model, e.g. the desktop app while its prediction process loads the network) does not import
+torch.
+"""
 
 from __future__ import annotations
 
-from sos_core.models.cam_net import CamNet
-from sos_core.models.card import ModelCard
-from sos_core.models.flops import count_flops
-from sos_core.models.model_file import load_model, save_model
-from sos_core.models.registry import create_model, list_models, register_model
+import importlib
+from typing import Any
 
-__all__ = [
-    "CamNet",
-    "ModelCard",
-    "count_flops",
-    "create_model",
-    "list_models",
-    "load_model",
-    "register_model",
-    "save_model",
-]
+_WHERE = {
+    "CamNet": "cam_net",
+    "ModelCard": "card",
+    "count_flops": "flops",
+    "load_model": "model_file",
+    "save_model": "model_file",
+    "create_model": "registry",
+    "list_models": "registry",
+    "register_model": "registry",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)

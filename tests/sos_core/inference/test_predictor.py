@@ -91,7 +91,7 @@ def test_an_image_of_a_kind_the_model_never_learned_is_flagged_in_words(
 def test_image_kind_reads_the_study() -> None:
     from types import SimpleNamespace
 
-    from sos_core.inference.predictor import image_kind
+    from sos_core.inference.study_inputs import image_kind
 
     assert image_kind(SimpleNamespace(kind="volume", modality="CT")) == "slice"
     assert image_kind(SimpleNamespace(kind="image", modality="CT")) == "slice"
@@ -103,7 +103,7 @@ def test_image_kind_reads_the_study() -> None:
 
 def test_image_kind_of_a_sample_png_comes_from_its_manifest() -> None:
     from resources import resource_path
-    from sos_core.inference.predictor import image_kind
+    from sos_core.inference.study_inputs import image_kind
 
     samples = resource_path("samples")
     assert image_kind(open_study(samples / "cephs" / "case_000001.png")) == "ceph"
@@ -128,7 +128,7 @@ def test_an_image_coarser_than_the_training_data_is_flagged(
 def test_input_detail_is_the_coarser_of_pixel_size_and_letterbox_shrink() -> None:
     from types import SimpleNamespace
 
-    from sos_core.inference.predictor import plane_spacing
+    from sos_core.inference.study_inputs import plane_spacing
     from sos_core.preprocess import input_detail_mm
 
     assert input_detail_mm((0.9, 0.9), (256, 256), 256) == pytest.approx(0.9)

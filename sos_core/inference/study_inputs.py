@@ -1,0 +1,89 @@
+"""What a prediction needs from a study, without torch: the 2-D image, its kind and detail.
+
+Split from the Predictor so a caller can reduce a study (possibly a 400-slice volume) to the
+few arrays the model sees before handing them to a Predictor in another process
+(`sos_core.inference.predictor_process`), instead of copying the whole volume across.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from sos_core.errors import ParameterError
+from sos_core.preprocess import image_from_study, input_detail_mm, prepare_image
+
+if TYPE_CHECKING:
+    from sos_core.imaging.study import Study
+
+# Projection radiographs: a lateral cephalogram arrives as one of these DICOM modalities.
+_RADIOGRAPH_MODALITIES = frozenset({"DX", "CR", "RG", "DR", "PX"})
+
+
+@dataclass(frozen=True, slots=True)
+class StudyInputs:
+    """One study reduced to what the model sees.
+
+    image: the 2-D image in modality units; slice_index: the sagittal slice for a volume.
+    kind: "slice", "ceph" or None (unknown); detail_mm: mm of anatomy per model-input pixel.
+    neighbour_slices / neighbour_inputs: for a volume with neighbours > 0, the slices averaged
+    (the chosen one included) and each one's prepared model input.
+    """
+
+    image: np.ndarray
+    slice_index: int | None
+    kind: str | None
+    detail_mm: float | None
+    neighbour_slices: tuple[int, ...] = ()
+    neighbour_inputs: tuple[np.ndarray, ...] = ()
+
+
+def study_inputs(
+    study: Study,
+    slice: int | None = None,
+    *,
+    neighbours: int = 0,
+    input_size: int,  # noqa: A002
+) -> StudyInputs:
+    """The inputs of `study` for a model of `input_size` (the volume's automatic
+    mid-sagittal slice unless `slice` is given, plus `neighbours` slices either side)."""
+    if neighbours < 0:
+        raise ParameterError("the number of neighbouring slices must be 0 or more.")
+    image, index = image_from_study(study, slice)
+    detail = input_detail_mm(plane_spacing(study), image.shape, input_size)
+    inputs = StudyInputs(image, index, image_kind(study), detail)
+    if neighbours <= 0 or index is None or study.kind != "volume":
+        return inputs
+    from sos_core.imaging.reformat import sagittal_count
+
+    count = sagittal_count(study)
+    slices = tuple(i for i in range(index - neighbours, index + neighbours + 1) if 0 <= i < count)
+    prepared = tuple(prepare_image(image_from_study(study, i)[0], input_size)[0] for i in slices)
+    return StudyInputs(image, index, inputs.kind, detail, slices, prepared)
+
+
+def image_kind(study: Study) -> str | None:
+    """ "slice" for a CT/CBCT (a volume or one CT image), "ceph" for a projection radiograph,
+    None when the file does not say (PNG/JPEG/TIFF, secondary capture)."""
+    if study.kind == "volume" or study.modality == "CT":
+        return "slice"
+    if study.modality in _RADIOGRAPH_MODALITIES:
+        return "ceph"
+    if len(study.sources) == 1:  # a PNG/TIFF of a dataset (the bundled sample): its manifest
+        from sos_core.dataset_manifest import modality_for
+
+        kind = modality_for(Path(study.sources[0]))
+        return kind if kind in ("slice", "ceph") else None
+    return None
+
+
+def plane_spacing(study: Study) -> tuple[float, float] | None:
+    """(row, col) mm of the 2-D image the model sees: a volume's sagittal plane is (z, y)."""
+    if not study.spacing or len(study.spacing) < 2:
+        return None
+    if study.kind == "volume" and len(study.spacing) == 3:
+        return float(study.spacing[0]), float(study.spacing[1])
+    return float(study.spacing[-2]), float(study.spacing[-1])
