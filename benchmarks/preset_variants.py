@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sos_core.distill.presets import get_preset  # noqa: E402
 
 BOTH = ["slice", "ceph"]
+TITLE = "Preset variants: which default to ship"
 # Overrides per variant: {section: {key: value}}; "phantom" modalities pick the data used.
 LONGER = {
     "teacher": {"epochs": 16, "patience": 8},
@@ -121,7 +122,7 @@ def _row(result: dict[str, Any]) -> str:
 
 def table(results: list[dict[str, Any]]) -> str:
     head = (
-        "| variant | time | teacher slice % | teacher ceph % | student slice % | "
+        "| variant | wall time | teacher slice % | teacher ceph % | student slice % | "
         "student ceph % | student pointing % | student ECE |\n"
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     )
@@ -138,7 +139,18 @@ def main() -> None:
     ap.add_argument("--results", type=Path, help="write all results here as JSON")
     ap.add_argument("--smoke", action="store_true", help="a few cases, one epoch each")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # a child process: run this variant
+    ap.add_argument(
+        "--render", type=Path, nargs="+", help="write RESULTS.md from saved --results files"
+    )
+    ap.add_argument("--note", default="", help="how and where the rendered runs were made")
     args = ap.parse_args()
+    if args.render:
+        from benchmarks._results import write_section
+
+        results = [r for path in args.render for r in json.loads(path.read_text())]
+        write_section(TITLE, f"{args.note}\n\n{table(results)}".strip())
+        print(table(results))
+        return
     if args.one:
         if args.threads:
             import torch

@@ -54,7 +54,7 @@ def test_wheel_declares_console_scripts(wheel: Path) -> None:
         (ep,) = [n for n in zf.namelist() if n.endswith("entry_points.txt")]
         text = zf.read(ep).decode()
     assert "sos = sos_core.cli:console_main" in text
-    assert "sos-review = sos_desktop.app:main" in text
+    assert "sos-review = sos_desktop.launch:main" in text
 
 
 def test_core_imports_without_qt() -> None:

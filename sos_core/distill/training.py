@@ -495,6 +495,7 @@ def _review_section(
         np.concatenate([train_cases.boxes, val_cases.boxes]),
         config.input_size,
         model.head_weight.shape[0],
+        np.array([r.modality for r in train_cases.records]),
     )
     review.update(attention_thresholds(predicted_class_maps(model, val_x), review))
     return {"review": review}

@@ -5,9 +5,11 @@ stored in the model card's `review` section (plain JSON, no pickle):
 
 - where the SOS lies in model-input coordinates (centre mean / spread, typical box size), so a
   map whose mass is elsewhere is "attention off target" and a suggested box has a sensible size;
-- the distribution of the pooled features of in-distribution images (class means and a shared
-  diagonal variance), so an image far from all of them is "unsuitable" (Lee et al. 2018,
-  Mahalanobis OOD score, diagonal form);
+- the distribution of the pooled features of in-distribution images (one mean per stage and
+  modality, a shared diagonal variance), so an image far from all of them is "unsuitable" (Lee
+  et al. 2018, Mahalanobis OOD score, diagonal form). Per modality because a model that reads
+  slices and cephalograms has two clouds per stage: one mean between them made the variance so
+  wide that a colour photograph or an abdominal CT sat inside it;
 - thresholds for low confidence and "between stages".
 """
 
@@ -37,9 +39,10 @@ class ReviewStats:
     region_center: np.ndarray  # (2,) x, y
     region_spread: np.ndarray  # (2,) sd of the centre, x, y
     box_size: np.ndarray  # (2,) median w, h
-    feature_means: np.ndarray  # (C, K)
+    feature_means: np.ndarray  # (G, K): one row per stage (and modality) seen in training
     feature_var: np.ndarray  # (K,)
     ood_threshold: float
+    ood_soft_threshold: float  # with attention off target: the 90th percentile of validation
 
     @classmethod
     def from_card(cls, review: Any) -> ReviewStats | None:
@@ -56,6 +59,8 @@ class ReviewStats:
             feature_means=np.asarray(review["feature_means"], np.float64),
             feature_var=np.asarray(review["feature_var"], np.float64),
             ood_threshold=float(review["ood_threshold"]),
+            # Cards from before it existed: the strict threshold alone, as they were fitted.
+            ood_soft_threshold=float(review.get("ood_val_p90") or review["ood_threshold"]),
         )
 
     def ood_score(self, pooled: np.ndarray) -> float:
@@ -71,17 +76,24 @@ def fit_review_stats(
     boxes_input: np.ndarray,
     input_size: int,
     num_classes: int,
+    modalities_train: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """The card's `review` section from pooled features (N x K) and true boxes (input px)."""
+    """The card's `review` section from pooled features (N x K) and true boxes (input px).
+
+    `modalities_train` (N strings) gives each (stage, modality) pair its own mean."""
+    groups = np.asarray(labels_train, np.int64)
+    if modalities_train is not None:
+        kinds = sorted(set(map(str, modalities_train)))
+        index = np.array([kinds.index(str(m)) for m in modalities_train], np.int64)
+        groups = groups + num_classes * index
+    present = [g for g in range(int(groups.max(initial=-1)) + 1) if np.any(groups == g)]
     means = np.stack(
-        [
-            pooled_train[labels_train == c].mean(axis=0)
-            if np.any(labels_train == c)
-            else pooled_train.mean(axis=0)
-            for c in range(num_classes)
-        ]
+        [pooled_train[groups == g].mean(axis=0) for g in present]
+        if present
+        else [pooled_train.mean(axis=0) if len(pooled_train) else np.zeros(0)]
     )
-    resid = pooled_train - means[labels_train]
+    row = {g: i for i, g in enumerate(present)}
+    resid = pooled_train - means[[row[int(g)] for g in groups]]
     var = resid.var(axis=0) + 1e-6 * (pooled_train.var(axis=0).mean() + 1e-12)
     stats = ReviewStats(
         **{k: float(v) for k, v in DEFAULTS.items()},
@@ -91,6 +103,7 @@ def fit_review_stats(
         feature_means=means,
         feature_var=var,
         ood_threshold=0.0,
+        ood_soft_threshold=0.0,
     )
     val_scores = np.array([stats.ood_score(p) for p in pooled_val])
     # Generous: the 99.5th percentile of clean validation images, with 25 % headroom.
@@ -107,6 +120,7 @@ def fit_review_stats(
         "feature_var": var.astype(np.float32).tolist(),
         "ood_threshold": round(threshold, 5),
         "ood_val_p50": round(float(np.median(val_scores)), 5) if len(val_scores) else None,
+        "ood_val_p90": round(float(np.percentile(val_scores, 90)), 5) if len(val_scores) else None,
     }
 
 

@@ -172,6 +172,7 @@ def test_attention_summary_measures_compactness_and_region() -> None:
         feature_means=np.zeros((4, 2)),
         feature_var=np.ones(2),
         ood_threshold=1.0,
+        ood_soft_threshold=0.5,
     )
     on = np.zeros((64, 64), np.float32)
     on[14:18, 14:18] = 1.0
@@ -192,6 +193,16 @@ def test_attention_summary_measures_compactness_and_region() -> None:
         np.array([0.9, 0.05, 0.03, 0.02]), a, 0.1, None, stats, ("a", "b", "c", "d")
     )
     assert clean == ()
+    # Unsuitable: features beyond the strict threshold, or beyond the soft one with the
+    # attention off target; neither weak sign alone.
+    probs, names = np.array([0.9, 0.05, 0.03, 0.02]), ("a", "b", "c", "d")
+    assert review_flags(probs, a, 1.2, None, stats, names)[0] == ("unsuitable_image",)
+    assert review_flags(probs, a, 0.7, None, stats, names)[0] == ()
+    assert review_flags(probs, b, 0.7, None, stats, names)[0] == (
+        "attention_off_target",
+        "unsuitable_image",
+    )
+    assert review_flags(probs, b, 0.4, None, stats, names)[0] == ("attention_off_target",)
 
 
 def test_between_stages_and_low_confidence_fire_only_when_due() -> None:
@@ -395,3 +406,26 @@ def test_cli_reports_neighbouring_slices(capsys: pytest.CaptureFixture[str]) -> 
     assert row["agreement"] == pytest.approx(row["slice_stages"].count(row["stage"]) / 3, abs=1e-4)
     assert main(["predict", "--neighbours", "-1", series]) == 2
     assert "0 or more" in capsys.readouterr().err
+
+
+def test_feature_statistics_keep_the_modalities_apart() -> None:
+    """One mean per stage and modality: an image between a model's two modality clouds is far
+    from both (one mean per stage would sit right on it)."""
+    from sos_core.inference.review_stats import ReviewStats, fit_review_stats
+
+    rng = np.random.default_rng(0)
+    n = 200
+    labels = np.tile(np.arange(4), n // 4)
+    kinds = np.repeat(["slice", "ceph"], n // 2)
+    centre = np.where(kinds == "slice", -5.0, 5.0)[:, None]
+    pooled = centre + rng.normal(0, 1, (n, 8))
+    boxes = np.tile([[10.0, 10.0, 20.0, 20.0]], (n, 1))
+    split = fit_review_stats(pooled, labels, pooled[:40], boxes, 64, 4, kinds)
+    mixed = fit_review_stats(pooled, labels, pooled[:40], boxes, 64, 4)
+    assert len(split["feature_means"]) == 8
+    assert len(mixed["feature_means"]) == 4
+    between = np.zeros(8)
+    stats = ReviewStats.from_card(split)
+    assert stats.ood_score(between) > stats.ood_threshold
+    assert stats.ood_score(pooled[1]) < split["ood_val_p90"] * 1.5
+    assert ReviewStats.from_card(mixed).ood_score(between) < mixed["ood_threshold"]
