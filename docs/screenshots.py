@@ -252,6 +252,13 @@ def main(argv: list[str] | None = None) -> int:
         wait_until(lambda: bool(ended), timeout_s=300)
         settle(600)
         save(win, "11-predict-all")
+        cephs = [e for e in win.worklist.entries() if e.modality == "ceph"]
+        if cephs:
+            n = len(shown)
+            win.open_case(cephs[0].case_id)
+            wait_until(lambda: len(shown) > n and not win.prediction.busy)
+            settle(600)
+            save(win, "12-cephalogram")
     win.close()
     app.processEvents()
     return 0

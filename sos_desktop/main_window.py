@@ -19,10 +19,12 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QFileDialog,
+    QFrame,
     QLabel,
     QMainWindow,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSplitter,
 )
 
@@ -125,7 +127,13 @@ class MainWindow(QMainWindow):
         self.viewer.crop_box_changed.connect(lambda _box: self.review_panel.refresh())
         self.review.connect_services()
         self.side_splitter = QSplitter(Qt.Orientation.Vertical)
-        self.side_splitter.addWidget(self.prediction_panel)
+        # Scrolls rather than clips when several flags' sentences outgrow its share.
+        prediction_scroll = QScrollArea()
+        prediction_scroll.setWidget(self.prediction_panel)
+        prediction_scroll.setWidgetResizable(True)
+        prediction_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        prediction_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.side_splitter.addWidget(prediction_scroll)
         self.side_splitter.addWidget(self.review_panel)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.worklist)
