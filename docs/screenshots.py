@@ -178,6 +178,15 @@ def review(win: MainWindow, shown: list[str]) -> None:
     save(win, "05-after-undo")
 
 
+def show_case(win: MainWindow, shown: list[str], case_id: str, name: str) -> None:
+    """Open a worklist case, wait for its prediction, save a screenshot."""
+    n = len(shown)
+    win.open_case(case_id)
+    wait_until(lambda: len(shown) > n and not win.prediction.busy)
+    settle(600)
+    save(win, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", nargs="?", type=Path, help="study or folder (default: sample)")
@@ -209,11 +218,7 @@ def main(argv: list[str] | None = None) -> int:
 
     volumes = [e for e in win.worklist.entries() if e.path.is_dir()]
     if volumes:
-        n = len(shown)
-        win.open_case(volumes[0].case_id)
-        wait_until(lambda: len(shown) > n and not win.prediction.busy)
-        settle(600)
-        save(win, "03-cbct-mid-sagittal")
+        show_case(win, shown, volumes[0].case_id, "03-cbct-mid-sagittal")
 
     review(win, shown)
 
@@ -254,11 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         save(win, "11-predict-all")
         cephs = [e for e in win.worklist.entries() if e.modality == "ceph"]
         if cephs:
-            n = len(shown)
-            win.open_case(cephs[0].case_id)
-            wait_until(lambda: len(shown) > n and not win.prediction.busy)
-            settle(600)
-            save(win, "12-cephalogram")
+            show_case(win, shown, cephs[0].case_id, "12-cephalogram")
     win.close()
     app.processEvents()
     return 0
