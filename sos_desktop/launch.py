@@ -15,11 +15,10 @@ EARLY_ENV = "SOS_PREDICTOR_PROCESS"  # "0": load the model in the app's own proc
 
 
 def wants_early_predictor(argv: Sequence[str]) -> bool:
-    """Not for --help or --self-test, not when switched off, not in a frozen app (its executable
-    cannot run `python -m`)."""
+    """Not for --help or --self-test, and not when switched off."""
     if {"-h", "--help", "--self-test"} & set(argv):
         return False
-    return os.environ.get(EARLY_ENV, "1") != "0" and not getattr(sys, "frozen", False)
+    return os.environ.get(EARLY_ENV, "1") != "0"
 
 
 def start_prediction_process(argv: Sequence[str]) -> None:

@@ -35,6 +35,18 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+# A frozen bundle has no `python -m`: its executable runs installer/launcher.py, which serves
+# the channel when given this flag.
+FROZEN_FLAG = "--prediction-process"
+
+
+def child_command() -> list[str]:
+    """The command that starts a prediction process, from source or from a frozen bundle."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, FROZEN_FLAG]
+    return [sys.executable, "-m", "sos_core.inference.predictor_process"]
+
+
 class PredictorProcessError(SosError, RuntimeError):
     """The prediction process stopped or answered nonsense."""
 
@@ -65,7 +77,7 @@ class PredictorProcess:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "sos_core.inference.predictor_process"],
+            child_command(),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
@@ -299,7 +311,8 @@ def serve(channel_in: IO[bytes], channel_out: IO[bytes]) -> int:
         write_message(channel_out, reply)
 
 
-def _main() -> int:
+def serve_stdio() -> int:
+    """The child's entry: serve on stdin/stdout (`python -m ...` or a bundle's FROZEN_FLAG)."""
     # Keep the channel on private descriptors; fd 1 becomes stderr so prints cannot reach it.
     channel_in = os.fdopen(os.dup(0), "rb")
     channel_out = os.fdopen(os.dup(1), "wb")
@@ -312,4 +325,4 @@ def _main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_main())
+    sys.exit(serve_stdio())

@@ -3,13 +3,16 @@ takes it over; the app then shows that process's predictions."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sos_core.inference.predictor import Predictor
-from sos_core.inference.predictor_process import PredictorProcess
+from sos_core.inference.predictor_process import FROZEN_FLAG, PredictorProcess, child_command
 from sos_desktop import launch, predictor_loader
 
 
@@ -24,8 +27,33 @@ def test_early_prediction_process_only_for_a_normal_launch(
     monkeypatch.setenv(launch.EARLY_ENV, "0")
     assert not launch.wants_early_predictor(["scan.dcm"])
     monkeypatch.delenv(launch.EARLY_ENV)
-    monkeypatch.setattr("sys.frozen", True, raising=False)
-    assert not launch.wants_early_predictor(["scan.dcm"])
+    monkeypatch.setattr("sys.frozen", True, raising=False)  # a bundle: its own executable again
+    assert launch.wants_early_predictor(["scan.dcm"])
+    assert child_command() == [sys.executable, FROZEN_FLAG]
+
+
+def test_the_bundle_entry_serves_the_prediction_process(trained_student: Path) -> None:
+    """installer/launcher.py with the flag is the child a frozen app starts (its executable runs
+    that script): it answers the wire protocol as `python -m` does."""
+    from sos_core.inference.wire import read_message, write_message
+
+    root = Path(__file__).resolve().parents[2]
+    child = subprocess.Popen(
+        [sys.executable, str(root / "installer" / "launcher.py"), FROZEN_FLAG],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    try:
+        load = {"op": "load", "model": str(trained_student), "device": "cpu", "threads": 1}
+        write_message(child.stdin, load)
+        ready = read_message(child.stdout)
+        assert ready["op"] == "ready"
+        assert ready["version"] == Predictor(trained_student, "cpu").version
+    finally:
+        child.stdin.close()  # end of file: the child exits
+        assert child.wait(timeout=60) == 0
+        child.stdout.close()
 
 
 @pytest.fixture
