@@ -32,7 +32,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--model", metavar="DIR", help="model folder (default: the embedded student)")
-    p.add_argument("--slice", type=int, help="sagittal slice of a volume (default: automatic)")
+    p.add_argument(
+        "--slice",
+        type=int,
+        help="sagittal slice index of a volume, from 0 as in --json (default: automatic)",
+    )
     p.add_argument("--series", help="series key when a folder holds several")
     p.add_argument(
         "--neighbours",
@@ -130,11 +134,12 @@ def run_predict(args: argparse.Namespace) -> int:
             probs = max(prediction.probabilities)
             line = f"{path}: stage {prediction.stage} ({prediction.stage_name}, {probs:.0%})"
             if prediction.slice_index is not None:
-                line += f" on sagittal slice {prediction.slice_index}"
+                i = prediction.slice_index  # counted from 1 as in the app; --slice, JSON: index
+                line += f" on sagittal slice {i + 1} (index {i})"
             if "agreement" in prediction.extra:
                 slices = prediction.extra["slices"]
                 line += (
-                    f", averaged over slices {slices[0]}-{slices[-1]} "
+                    f", averaged over slices {slices[0] + 1}-{slices[-1] + 1} "
                     f"({prediction.extra['agreement']:.0%} agree)"
                 )
             sys.stdout.write(line + "\n")

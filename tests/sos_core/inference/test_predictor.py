@@ -406,6 +406,13 @@ def test_cli_reports_neighbouring_slices(capsys: pytest.CaptureFixture[str]) -> 
     assert row["agreement"] == pytest.approx(row["slice_stages"].count(row["stage"]) / 3, abs=1e-4)
     assert main(["predict", "--neighbours", "-1", series]) == 2
     assert "0 or more" in capsys.readouterr().err
+    # The text counts slices from 1, as the app does, and names the index --slice takes.
+    i = row["slice"]
+    assert main(["predict", "--neighbours", "1", series]) == 0
+    text = capsys.readouterr().out
+    assert f"on sagittal slice {i + 1} (index {i}), averaged over slices {i}-{i + 2}" in text
+    assert main(["predict", "--slice", str(i), series]) == 0
+    assert f"on sagittal slice {i + 1} (index {i})" in capsys.readouterr().out
 
 
 def test_feature_statistics_keep_the_modalities_apart() -> None:
