@@ -100,16 +100,10 @@ def child(path: Path, out: Path, timeout: float, workdir: Path) -> int:
         if "done" in events:
             return
         events["done"] = time.time()
-        status = Path("/proc/self/status").read_text().splitlines()
-        for key in ("VmRSS", "VmHWM"):
-            line = next((s for s in status if s.startswith(key + ":")), "")
-            events[key] = int(line.split()[1]) if line else None  # kB
+        events.update(_memory_kb("self"))
         pid = getattr(win.prediction._predictor, "pid", None)  # the prediction process, if any
         if pid is not None:
-            status = Path(f"/proc/{pid}/status").read_text().splitlines()
-            for key in ("VmRSS", "VmHWM"):
-                line = next((s for s in status if s.startswith(key + ":")), "")
-                events["child_" + key] = int(line.split()[1]) if line else None
+            events.update({f"child_{k}": v for k, v in _memory_kb(str(pid)).items()})
         events["model_status"] = win.model_status.text()
         if win.result is not None:
             events["device"] = win.result.prediction.device
@@ -361,6 +355,16 @@ def report(
     if errors:
         lines.append("Errors shown by the app: " + "; ".join(errors))
     return "\n".join(lines)
+
+
+def _memory_kb(pid: str) -> dict[str, int | None]:
+    """VmRSS (now) and VmHWM (peak) of a process, in kB, from /proc."""
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    out: dict[str, int | None] = {}
+    for key in ("VmRSS", "VmHWM"):
+        line = next((s for s in status if s.startswith(key + ":")), "")
+        out[key] = int(line.split()[1]) if line else None
+    return out
 
 
 def _kb_mb(kb: float | None) -> float | None:

@@ -30,6 +30,7 @@ from sos_core.inference.wire import WireError, read_message, write_message
 if TYPE_CHECKING:
     from sos_core.imaging.study import Study
     from sos_core.inference.prediction import Prediction
+    from sos_core.inference.study_inputs import StudyInputs
     from sos_core.models.card import ModelCard
 
 logger = logging.getLogger(__name__)
@@ -219,35 +220,31 @@ def _prediction_to(p: Prediction) -> dict[str, Any]:
 
 
 def _prediction_from(d: dict[str, Any]) -> Prediction:
+    """JSON turned tuples into lists; the rest arrives as sent (the map read-only again, by
+    Prediction itself, as in-process)."""
     from sos_core.inference.prediction import Prediction
 
     box = d["box"]
     return Prediction(
-        stage=int(d["stage"]),
-        stage_name=str(d["stage_name"]),
-        probabilities=tuple(float(v) for v in d["probabilities"]),
-        model_version=str(d["model_version"]),
-        device=str(d["device"]),
-        cam=d["cam"],  # made read-only by Prediction, as in-process
-        box=tuple(float(v) for v in box) if box is not None else None,
-        slice_index=d["slice_index"],
-        flags=tuple(d["flags"]),
-        messages=tuple(d["messages"]),
-        seconds=float(d["seconds"]),
-        extra=dict(d["extra"]),
+        **{
+            **d,
+            "probabilities": tuple(d["probabilities"]),
+            "box": tuple(box) if box is not None else None,
+            "flags": tuple(d["flags"]),
+            "messages": tuple(d["messages"]),
+        }
     )
 
 
-def _inputs_from(d: dict[str, Any]) -> Any:
+def _inputs_from(d: dict[str, Any]) -> StudyInputs:
     from sos_core.inference.study_inputs import StudyInputs
 
     return StudyInputs(
-        image=d["image"],
-        slice_index=d["slice_index"],
-        kind=d["kind"],
-        detail_mm=d["detail_mm"],
-        neighbour_slices=tuple(d["neighbour_slices"]),
-        neighbour_inputs=tuple(d["neighbour_inputs"]),
+        **{
+            **d,
+            "neighbour_slices": tuple(d["neighbour_slices"]),
+            "neighbour_inputs": tuple(d["neighbour_inputs"]),
+        }
     )
 
 
@@ -319,6 +316,7 @@ def serve_stdio() -> int:
     os.dup2(2, 1)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
+    os.close(devnull)
     sys.stdout = sys.stderr
     logging.basicConfig(level=logging.INFO, format="%(levelname)s predictor: %(message)s")
     return serve(channel_in, channel_out)

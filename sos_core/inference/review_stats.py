@@ -86,14 +86,9 @@ def fit_review_stats(
         kinds = sorted(set(map(str, modalities_train)))
         index = np.array([kinds.index(str(m)) for m in modalities_train], np.int64)
         groups = groups + num_classes * index
-    present = [g for g in range(int(groups.max(initial=-1)) + 1) if np.any(groups == g)]
-    means = np.stack(
-        [pooled_train[groups == g].mean(axis=0) for g in present]
-        if present
-        else [pooled_train.mean(axis=0) if len(pooled_train) else np.zeros(0)]
-    )
-    row = {g: i for i, g in enumerate(present)}
-    resid = pooled_train - means[[row[int(g)] for g in groups]]
+    present, rows = np.unique(groups, return_inverse=True)
+    means = np.stack([pooled_train[rows == i].mean(axis=0) for i in range(len(present))])
+    resid = pooled_train - means[rows]
     var = resid.var(axis=0) + 1e-6 * (pooled_train.var(axis=0).mean() + 1e-12)
     stats = ReviewStats(
         **{k: float(v) for k, v in DEFAULTS.items()},

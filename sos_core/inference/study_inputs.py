@@ -7,6 +7,7 @@ few arrays the model sees before handing them to a Predictor in another process
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,10 +44,10 @@ class StudyInputs:
 
 def study_inputs(
     study: Study,
-    slice: int | None = None,
+    slice: int | None = None,  # noqa: A002
     *,
     neighbours: int = 0,
-    input_size: int,  # noqa: A002
+    input_size: int,
 ) -> StudyInputs:
     """The inputs of `study` for a model of `input_size` (the volume's automatic
     mid-sagittal slice unless `slice` is given, plus `neighbours` slices either side)."""
@@ -62,7 +63,7 @@ def study_inputs(
     count = sagittal_count(study)
     slices = tuple(i for i in range(index - neighbours, index + neighbours + 1) if 0 <= i < count)
     prepared = tuple(prepare_image(image_from_study(study, i)[0], input_size)[0] for i in slices)
-    return StudyInputs(image, index, inputs.kind, detail, slices, prepared)
+    return dataclasses.replace(inputs, neighbour_slices=slices, neighbour_inputs=prepared)
 
 
 def image_kind(study: Study) -> str | None:

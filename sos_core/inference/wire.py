@@ -62,6 +62,7 @@ def read_message(stream: IO[bytes]) -> Any:
         raise WireError("frame header too large")
     try:
         header = json.loads(_read_exact(stream, size))
+        body = header["body"]
         specs = [(np.dtype(d), tuple(int(n) for n in shape)) for d, shape in header["arrays"]]
     except (ValueError, TypeError, KeyError) as exc:
         raise WireError("malformed frame header") from exc
@@ -82,7 +83,7 @@ def read_message(stream: IO[bytes]) -> Any:
             return [decode(v) for v in value]
         return value
 
-    return decode(header["body"])
+    return decode(body)
 
 
 def _read_exact(stream: IO[bytes], n: int) -> bytes:
