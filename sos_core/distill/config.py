@@ -57,6 +57,9 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-4
     patience: int = 8
+    # Training inputs whose batch statistics replace BatchNorm's running averages before each
+    # validation (sos_core.distill.batchnorm_stats); 0 keeps the running averages.
+    bn_stats_images: int = 512
     seed: int = 0
     loss: LossWeights = field(default_factory=LossWeights)
     device: str = "auto"
@@ -75,6 +78,8 @@ class TrainConfig:
                 raise ParameterError(f"{name} must be a positive number.")
         if not 0 <= self.box_jitter < 0.5:
             raise ParameterError("box_jitter must be between 0 and 0.5 of the box size.")
+        if self.bn_stats_images < 0:
+            raise ParameterError("bn_stats_images must be 0 (off) or a positive number.")
         if self.lr <= 0 or self.patience < 1:
             raise ParameterError("lr must be positive and patience at least 1.")
 

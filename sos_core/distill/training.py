@@ -25,6 +25,7 @@ from torch.nn import functional as F
 
 from sos_core import __version__
 from sos_core.device import choose_device
+from sos_core.distill.batchnorm_stats import recompute_batchnorm_stats
 from sos_core.distill.checkpoint import load_checkpoint, save_checkpoint
 from sos_core.distill.config import TrainConfig, save_config
 from sos_core.distill.dataset import (
@@ -302,6 +303,7 @@ def _train(
             scaler.step(optimizer)
             scaler.update()
             losses.append(float(loss.detach()))
+        _refresh_batchnorm_stats(model, x_all, config, epoch, device, channels_last)
         sync_buffers(model, ctx)
         val_x = _teacher_inputs(config, val_cases, None) if not is_student else val_data.inputs
         val_logits = predict_logits(model, val_x, device)
@@ -348,6 +350,33 @@ def _train(
     return TrainResult(
         out / "model", card, tuple(history), best_epoch, stopped_early, state_digest(model)
     )
+
+
+def _refresh_batchnorm_stats(
+    model: nn.Module,
+    x_all: torch.Tensor,
+    config: TrainConfig,
+    epoch: int,
+    device: torch.device,
+    channels_last: bool,
+) -> None:
+    """BatchNorm statistics of the weights as they are, from un-augmented training inputs.
+
+    The sample depends on the seed and epoch only, so every DDP rank computes the same one.
+    Un-augmented: validation and inference see images without the training noise.
+    """
+    n = min(config.bn_stats_images, len(x_all))
+    if n == 0:
+        return
+    gen = torch.Generator().manual_seed(config.seed * 1000 + epoch + 500)
+    idx = torch.randperm(len(x_all), generator=gen)[:n]
+
+    def batches():
+        for i in range(0, n, config.batch_size):
+            x = x_all[idx[i : i + config.batch_size]].to(device)
+            yield x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+    recompute_batchnorm_stats(model, batches())
 
 
 def mixed_precision_dtype(device: torch.device) -> torch.dtype | None:
