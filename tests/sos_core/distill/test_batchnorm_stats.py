@@ -59,7 +59,8 @@ def _stale_bn_like(channels: int) -> nn.BatchNorm2d:
 def test_no_batches_leaves_the_statistics_alone() -> None:
     bn = _stale_bn()
     assert recompute_batchnorm_stats(bn, []) == 0
-    assert torch.all(bn.running_mean == 5.0) and torch.all(bn.running_var == 9.0)
+    assert torch.all(bn.running_mean == 5.0)
+    assert torch.all(bn.running_var == 9.0)
     assert bn.momentum == 0.1
 
 
