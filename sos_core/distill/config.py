@@ -51,7 +51,9 @@ class TrainConfig:
     crop_size: int = 64
     crop_context: float = 1.5
     box_jitter: float = 0.12
-    shift: float = 0.08  # students: random shift (± of the size) and zoom (± half of it)
+    shift: float = 0.08  # students: random shift by whole pixels, up to ± this of the size
+    gamma_sd: float = 0.15  # exposure jitter: gamma = exp(N(0, gamma_sd)) per image
+    noise_sd: float = 0.02  # added Gaussian noise, of the 0..1 intensity range
     epochs: int = 40
     batch_size: int = 32
     lr: float = 3e-3
@@ -78,6 +80,8 @@ class TrainConfig:
                 raise ParameterError(f"{name} must be a positive number.")
         if not 0 <= self.box_jitter < 0.5:
             raise ParameterError("box_jitter must be between 0 and 0.5 of the box size.")
+        if not (0 <= self.gamma_sd <= 1 and 0 <= self.noise_sd <= 0.5):
+            raise ParameterError("gamma_sd must be within 0..1 and noise_sd within 0..0.5.")
         if self.bn_stats_images < 0:
             raise ParameterError("bn_stats_images must be 0 (off) or a positive number.")
         if self.lr <= 0 or self.patience < 1:

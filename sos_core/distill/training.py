@@ -142,10 +142,12 @@ def _batches(n: int, batch: int, rng: np.random.Generator, ctx: DistContext) -> 
     return [mine[i : i + batch] for i in range(0, len(mine), batch) if len(mine[i : i + batch])]
 
 
-def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+def _augment(
+    x: torch.Tensor, gen: torch.Generator, gamma_sd: float, noise_sd: float
+) -> torch.Tensor:
     """Exposure and noise jitter; geometry is left alone so the boxes stay exact."""
-    gamma = torch.exp(torch.randn(x.shape[0], 1, 1, 1, generator=gen) * 0.15)
-    noise = torch.randn(x.shape, generator=gen) * 0.02
+    gamma = torch.exp(torch.randn(x.shape[0], 1, 1, 1, generator=gen) * gamma_sd)
+    noise = torch.randn(x.shape, generator=gen) * noise_sd
     return (x.clamp_min(0).pow(gamma) + noise).clamp(0, 1)
 
 
@@ -272,7 +274,7 @@ def _train(
         losses: list[float] = []
         for idx_np in _batches(len(x_all), config.batch_size, rng, ctx):
             idx = torch.from_numpy(idx_np)
-            x = _augment(x_all[idx], gen)
+            x = _augment(x_all[idx], gen, config.gamma_sd, config.noise_sd)
             boxes = train_data.boxes[idx]
             if is_student and config.shift > 0:
                 x, boxes = shift_whole_pixels(x, boxes, gen, config.shift)

@@ -89,6 +89,21 @@ def test_unknown_config_key_is_named(tiny_dataset: Path, tmp_path: Path) -> None
         config_from_dict({**teacher_config(tiny_dataset, tmp_path), "learning_rate": 1})
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "named"),
+    [
+        ("bn_stats_images", -1, "bn_stats_images"),
+        ("noise_sd", 0.8, "noise_sd"),
+        ("gamma_sd", -0.1, "gamma_sd"),
+    ],
+)
+def test_out_of_range_augmentation_and_batchnorm_settings_are_refused(
+    tiny_dataset: Path, tmp_path: Path, key: str, value: float, named: str
+) -> None:
+    with pytest.raises(ParameterError, match=named):
+        config_from_dict(teacher_config(tiny_dataset, tmp_path, **{key: value}))
+
+
 def test_dataset_without_manifest_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ParameterError, match="manifest"):
         train(config_from_dict(teacher_config(tmp_path, tmp_path / "out")))
