@@ -25,7 +25,7 @@ from sos_core.explain.grad_cam import class_activation_map, normalise_maps
 from sos_core.inference.flags import attention_summary, image_problem, review_flags
 from sos_core.inference.prediction import Prediction
 from sos_core.inference.review_stats import ReviewStats
-from sos_core.inference.study_inputs import StudyInputs, study_inputs
+from sos_core.inference.study_inputs import NON_HEAD_VIEW_MODALITIES, StudyInputs, study_inputs
 from sos_core.models.inference_form import fold_batch_norm
 from sos_core.models.model_file import load_model
 from sos_core.preprocess import Letterbox, normalise_intensity, prepare_image
@@ -206,6 +206,11 @@ class Predictor:
         )
 
     def _kind_problem(self, kind: str | None) -> str | None:
+        if kind in NON_HEAD_VIEW_MODALITIES:
+            return (
+                f"The file is {NON_HEAD_VIEW_MODALITIES[kind]} (DICOM modality {kind}), not a "
+                "CBCT slice or a cephalogram of the head; it cannot be staged."
+            )
         trained = self.card.modalities
         if kind is None or not trained or kind in trained:
             return None

@@ -22,6 +22,30 @@ if TYPE_CHECKING:
 
 # Projection radiographs: a lateral cephalogram arrives as one of these DICOM modalities.
 _RADIOGRAPH_MODALITIES = frozenset({"DX", "CR", "RG", "DR", "PX"})
+# DICOM modalities that can never show the spheno-occipital synchondrosis as the model learned
+# it: other imaging physics (ultrasound, MR, nuclear medicine), photographs, radiotherapy
+# objects, and X-ray views of other body parts. Such a file is refused by its header, whatever
+# the network makes of its pixels. OT (other) and SC (secondary capture) say nothing: not here.
+NON_HEAD_VIEW_MODALITIES: dict[str, str] = {
+    "US": "an ultrasound image",
+    "IVUS": "an intravascular ultrasound image",
+    "MR": "an MR image",
+    "NM": "a nuclear-medicine image",
+    "PT": "a PET image",
+    "XC": "a photograph",
+    "ES": "an endoscopy image",
+    "OP": "an ophthalmic photograph",
+    "OPT": "an ophthalmic tomography image",
+    "SM": "a microscopy slide image",
+    "GM": "a microscopy image",
+    "MG": "a mammogram",
+    "IO": "an intra-oral radiograph",
+    "XA": "an angiogram",
+    "RF": "a fluoroscopy image",
+    "RTDOSE": "a radiotherapy dose grid",
+    "RTIMAGE": "a radiotherapy portal image",
+    "ECG": "an ECG",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +92,10 @@ def study_inputs(
 
 def image_kind(study: Study) -> str | None:
     """ "slice" for a CT/CBCT (a volume or one CT image), "ceph" for a projection radiograph,
+    the DICOM modality code for a file that cannot be either (`NON_HEAD_VIEW_MODALITIES`),
     None when the file does not say (PNG/JPEG/TIFF, secondary capture)."""
+    if study.modality in NON_HEAD_VIEW_MODALITIES:
+        return study.modality
     if study.kind == "volume" or study.modality == "CT":
         return "slice"
     if study.modality in _RADIOGRAPH_MODALITIES:

@@ -98,7 +98,22 @@ def test_image_kind_reads_the_study() -> None:
     assert image_kind(SimpleNamespace(kind="image", modality="DX")) == "ceph"
     assert image_kind(SimpleNamespace(kind="image", modality="CR")) == "ceph"
     assert image_kind(SimpleNamespace(kind="image", modality="PNG", sources=())) is None
-    assert image_kind(SimpleNamespace(kind="image", modality="MR", sources=())) is None
+    assert image_kind(SimpleNamespace(kind="image", modality="OT", sources=())) is None
+    # a modality that can never be a view of the head is named, whatever the pixels look like
+    assert image_kind(SimpleNamespace(kind="image", modality="MR", sources=())) == "MR"
+    assert image_kind(SimpleNamespace(kind="volume", modality="US", sources=())) == "US"
+
+
+def test_a_non_head_view_modality_is_unsuitable_by_its_header(
+    tiny_models: tuple[Path, Path],
+) -> None:
+    data, model_dir = tiny_models
+    predictor = Predictor(model_dir, device="cpu")
+    image, _ = image_from_study(open_study(read_manifest(data)[0].path))  # a clean phantom
+    as_us = predictor.predict_image(image, kind="US")
+    assert "unsuitable_image" in as_us.flags
+    assert "ultrasound image (DICOM modality US)" in " ".join(as_us.messages)
+    assert "DICOM modality" not in " ".join(predictor.predict_image(image, kind=None).messages)
 
 
 def test_image_kind_of_a_sample_png_comes_from_its_manifest() -> None:
