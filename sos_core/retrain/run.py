@@ -332,10 +332,6 @@ class _Run:
             "device": self.opts.device,
             "version": f"{kind}-retrain-{self.run_id}",
             "init_from": str(start_from.folder),
-            # The queue alone trains (no rehearsal yet): statistics recomputed from it would be
-            # those of a few images, often of one modality, so fine-tuning keeps BatchNorm's
-            # running averages, which move only part of the way from the parent's.
-            "bn_stats_images": 0,
         }
         if teacher_dir is not None:
             cfg["teacher"] = str(teacher_dir)
