@@ -79,7 +79,7 @@ def main() -> None:
         "test accuracy of the epoch the run keeps (best validation). Chance is 0.25-0.29.",
         "",
         "| seed | BatchNorm statistics | validation accuracy per epoch | train loss, epoch 1 → 3 "
-        "| first epoch ≥ 0.5 | kept epoch | test accuracy | seconds |",
+        "| first epoch ≥ 0.5 (from 0) | kept epoch (from 0) | test accuracy | seconds |",
         "| ---: | --- | --- | --- | ---: | ---: | ---: | ---: |",
     ]
     for seed, mode, accs, losses, best, test, seconds in rows:
