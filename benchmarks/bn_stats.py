@@ -3,10 +3,10 @@
 Trains the `default` preset's teacher on cephalogram crops, for each seed, twice: once
 validating with BatchNorm's running averages (`bn_stats_images` 0, what torch does and what
 this project did before), once with the statistics recomputed for the current weights before
-each validation (`sos_core.distill.batchnorm_stats`, the default now). No early stop, so the
-two runs of a seed see the same batches; prints validation accuracy per epoch and the test
-accuracy of the epoch each run would keep, and writes the section "BatchNorm statistics:
-running averages vs recomputed" of benchmarks/RESULTS.md.
+each validation (`refresh_batchnorm_stats` in `sos_core/distill/training.py`, the default
+now). No early stop, so the two runs of a seed see the same batches; prints validation
+accuracy per epoch and the test accuracy of the epoch each run would keep, and writes the
+section "BatchNorm statistics: running averages vs recomputed" of benchmarks/RESULTS.md.
 
     .venv/bin/python benchmarks/bn_stats.py --dataset out/pv/data
 """

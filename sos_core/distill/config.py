@@ -60,7 +60,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     patience: int = 8
     # Training inputs whose batch statistics replace BatchNorm's running averages before each
-    # validation (sos_core.distill.batchnorm_stats); 0 keeps the running averages.
+    # validation (training.refresh_batchnorm_stats); 0 keeps the running averages.
     bn_stats_images: int = 512
     seed: int = 0
     loss: LossWeights = field(default_factory=LossWeights)

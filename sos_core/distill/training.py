@@ -13,7 +13,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,10 +22,10 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.optim.swa_utils import update_bn
 
 from sos_core import __version__
 from sos_core.device import choose_device
-from sos_core.distill.batchnorm_stats import recompute_batchnorm_stats
 from sos_core.distill.checkpoint import load_checkpoint, save_checkpoint
 from sos_core.distill.config import TrainConfig, save_config
 from sos_core.distill.dataset import (
@@ -305,7 +305,7 @@ def _train(
             scaler.step(optimizer)
             scaler.update()
             losses.append(float(loss.detach()))
-        _refresh_batchnorm_stats(model, x_all, config, epoch, device, channels_last)
+        refresh_batchnorm_stats(model, x_all, config, epoch, device, channels_last)
         sync_buffers(model, ctx)
         val_x = _teacher_inputs(config, val_cases, None) if not is_student else val_data.inputs
         val_logits = predict_logits(model, val_x, device)
@@ -354,7 +354,7 @@ def _train(
     )
 
 
-def _refresh_batchnorm_stats(
+def refresh_batchnorm_stats(
     model: nn.Module,
     x_all: torch.Tensor,
     config: TrainConfig,
@@ -364,6 +364,12 @@ def _refresh_batchnorm_stats(
 ) -> None:
     """BatchNorm statistics of the weights as they are, from un-augmented training inputs.
 
+    BatchNorm's running averages follow the last ~10 steps, each taken with other weights; at
+    lr 3e-3 the weights move faster than that, and validation in eval mode read a network that
+    no longer existed: chance for 3 to 9 epochs while the training loss fell
+    (benchmarks/bn_stats.py; RESULTS.md "BatchNorm statistics"). Validation, early stopping
+    and the saved weights all read them, so they are recomputed before each validation from
+    `config.bn_stats_images` inputs ("precise BN", Wu & Johnson 2021) with torch's `update_bn`.
     The sample depends on the seed and epoch only, so every DDP rank computes the same one.
     Un-augmented: validation and inference see images without the training noise.
     """
@@ -373,12 +379,12 @@ def _refresh_batchnorm_stats(
     gen = torch.Generator().manual_seed(config.seed * 1000 + epoch + 500)
     idx = torch.randperm(len(x_all), generator=gen)[:n]
 
-    def batches():
+    def batches() -> Iterator[torch.Tensor]:
         for i in range(0, n, config.batch_size):
             x = x_all[idx[i : i + config.batch_size]].to(device)
             yield x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
-    recompute_batchnorm_stats(model, batches())
+    update_bn(batches(), model)
 
 
 def mixed_precision_dtype(device: torch.device) -> torch.dtype | None:

@@ -53,7 +53,8 @@ class StudyInputs:
     """One study reduced to what the model sees.
 
     image: the 2-D image in modality units; slice_index: the sagittal slice for a volume.
-    kind: "slice", "ceph" or None (unknown); detail_mm: mm of anatomy per model-input pixel.
+    kind: "slice", "ceph", a DICOM modality code that cannot be either (US, MR, ... see
+    `NON_HEAD_VIEW_MODALITIES`) or None (unknown); detail_mm: mm of anatomy per model-input pixel.
     neighbour_slices / neighbour_inputs: for a volume with neighbours > 0, the slices averaged
     (the chosen one included) and each one's prepared model input.
     """
