@@ -47,8 +47,18 @@ VARIANTS = {
         "outside": 0.5,
     },
 }
-# The full method once more without the crop warm-up, to show what the warm-up is worth.
+# Without the crop warm-up the student sees no box at all except through L_attn: the paper's
+# own setting, and the only one where L_cls only is a baseline that never saw an expert crop.
 SCRATCH = "student, full method, no warm-up (from scratch)"
+SCRATCH_CLS = "student, L_cls only, no warm-up (from scratch)"
+# Short names for --rows: (row, loss weights, starts from the crop warm-up).
+ROWS = {
+    "full": (FULL, VARIANTS[FULL], True),
+    "cls": (CLS_ONLY, VARIANTS[CLS_ONLY], True),
+    "cls-dist": (CLS_DIST, VARIANTS[CLS_DIST], True),
+    "scratch-full": (SCRATCH, VARIANTS[FULL], False),
+    "scratch-cls": (SCRATCH_CLS, VARIANTS[CLS_ONLY], False),
+}
 TITLE = "Distillation: the paper's table on the phantom"
 METRICS = ("accuracy", "f1_macro", "kappa_quadratic", "ece", "pointing_game")
 
@@ -65,6 +75,13 @@ def main() -> None:
     ap.add_argument("--student-epochs", type=int, default=6)
     ap.add_argument("--student-patience", type=int, default=3)
     ap.add_argument("--scratch", action="store_true", help="add the from-scratch row")
+    ap.add_argument(
+        "--rows",
+        nargs="+",
+        choices=list(ROWS),
+        help="student rows to run, in this order (default: full cls cls-dist [scratch-full])",
+    )
+    ap.add_argument("--section", default=TITLE, help="RESULTS.md section to write")
     ap.add_argument("--input-size", type=int, default=256)
     ap.add_argument("--student-width", type=float, default=1.0)
     ap.add_argument("--work", default="out/bench-distill")
@@ -95,10 +112,12 @@ def main() -> None:
         generate_dataset(cfg, data, force=True)
     if args.generate_only:
         return
+    # The full method, then L_cls only: the comparison that matters most if a run is cut
+    # short; then L_cls + L_dist, then (--scratch) the full method without the warm-up.
+    if not args.rows:
+        args.rows = ["full", "cls", "cls-dist"] + (["scratch-full"] if args.scratch else [])
     rows: dict[str, list[dict]] = {"teacher on crops": []}
-    rows.update({k: [] for k in VARIANTS})
-    if args.scratch:
-        rows[SCRATCH] = []
+    rows.update({ROWS[k][0]: [] for k in args.rows})
     seconds: dict[str, list[float]] = {k: [] for k in rows}
     results = Path(args.results) if args.results else work / "results.json"
     where = f"{machine_line()}; training on {device_line(args.device)}"
@@ -131,35 +150,33 @@ def main() -> None:
         seconds["teacher on crops"].append(time.time() - t0)
         rows["teacher on crops"].append(evaluate_model_dir(teacher.model_dir, data)[0]["metrics"])
         t0 = time.time()
-        warmup = train(
-            config_from_dict(
-                {
-                    "kind": "teacher",
-                    "out": str(work / f"s{seed}/student-warmup"),
-                    "seed": seed,
-                    "model": {"key": "student", "kwargs": {"width": args.student_width}},
-                    "batch_size": 64,
-                    "version": f"bench-warmup-{seed}",
-                    **{
-                        **common,
-                        "crop_context": 2.7,
-                        "epochs": _warmup_epochs(args),
-                        # No early stop: a warm-up can sit at chance for several epochs
-                        # before it finds the gap (seed 2 here: five epochs).
-                        "patience": _warmup_epochs(args),
-                    },
-                }
-            ),
-            resume=True,
-        )
+        warmup = None
+        if any(ROWS[k][2] for k in args.rows):
+            warmup = train(
+                config_from_dict(
+                    {
+                        "kind": "teacher",
+                        "out": str(work / f"s{seed}/student-warmup"),
+                        "seed": seed,
+                        "model": {"key": "student", "kwargs": {"width": args.student_width}},
+                        "batch_size": 64,
+                        "version": f"bench-warmup-{seed}",
+                        **{
+                            **common,
+                            "crop_context": 2.7,
+                            "epochs": _warmup_epochs(args),
+                            # No early stop: a warm-up can sit at chance for several epochs
+                            # before it finds the gap (seed 2 here: five epochs).
+                            "patience": _warmup_epochs(args),
+                        },
+                    }
+                ),
+                resume=True,
+            )
         warmup_seconds = time.time() - t0
-        # The full method, then L_cls only: the comparison that matters most if a run is cut
-        # short; then L_cls + L_dist, then (--scratch) the full method without the warm-up.
-        order = [FULL, CLS_ONLY, CLS_DIST]
-        runs = [(name, VARIANTS[name], True) for name in order]
-        if args.scratch:
-            runs.append((SCRATCH, VARIANTS[FULL], False))
-        for i, (name, loss, warm) in enumerate(runs):
+        for key in args.rows:
+            name, loss, warm = ROWS[key]
+            i = list(ROWS).index(key)  # the folder numbers of runs made before --rows
             t0 = time.time()
             student = train(
                 config_from_dict(
@@ -173,7 +190,7 @@ def main() -> None:
                         "batch_size": 32,
                         "loss": {**loss, "temperature": 3.0},
                         "version": f"bench-student{i}-{seed}",
-                        "init_from": str(warmup.model_dir) if warm else None,
+                        "init_from": str(warmup.model_dir) if warm and warmup else None,
                         **{
                             **common,
                             "epochs": args.student_epochs,
@@ -189,8 +206,9 @@ def main() -> None:
             # Written after every run so that a benchmark cut short still leaves its figures.
             run = {"rows": rows, "seconds": seconds, "where": where, "argv": sys.argv}
             results.write_text(json.dumps({**run, "args": vars(args)}, indent=1))
+            table = render(rows, seconds, args, args.seeds, where, [command])
             if not args.no_write:
-                write_section(TITLE, render(rows, seconds, args, args.seeds, where, [command]))
+                write_section(args.section, table)
     print(render(rows, seconds, args, args.seeds, where, [command]))
 
 
@@ -225,7 +243,7 @@ def merge(args: argparse.Namespace) -> None:
     table = render(rows, seconds, first, seeds, runs[0]["where"], commands)
     print(table)
     if not args.no_write:
-        write_section(TITLE, table)
+        write_section(args.section, table)
 
 
 def _fmt(values: list[float], pct: bool) -> str:
@@ -256,7 +274,7 @@ def render(
         "stopping on validation; temperature fitted on validation. Teacher on crops of the true "
         f"SOS box (64 px, 1.5x context, {t_flops / 1e9:.2f} GFLOP); students on the full "
         f"{args.input_size} px image ({s_flops / 1e9:.2f} GFLOP), each (but the from-scratch "
-        f"row) starting from the same warm-up on 64 px crops at about 1:1 scale "
+        f"rows) starting from the same warm-up on 64 px crops at about 1:1 scale "
         f"(2.7x context, up to {_warmup_epochs(args)} epochs, its time included in the "
         "students' time).",
         "",
@@ -273,6 +291,14 @@ def render(
             f"{_fmt(col['kappa_quadratic'], False)} | {_fmt(col['ece'], False)} | "
             f"{_fmt(col['pointing_game'], True)} | {np.mean(seconds[name]):.0f} |"
         )
+    lines += ["", "Per seed (accuracy % / pointing game %):", ""]
+    lines.append("| model | " + " | ".join(f"seed {s}" for s in done) + " |")
+    lines.append("| --- | " + " | ".join("---:" for _ in done) + " |")
+    for name, results in rows.items():
+        cells = [f"{r['accuracy'] * 100:.1f} / {r['pointing_game'] * 100:.0f}" for r in results]
+        cells += ["-"] * (len(done) - len(cells))
+        if results:
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
