@@ -57,14 +57,17 @@ def training_summary(data: Mapping[str, Any]) -> str:
     """The card's training-data record in one line ("32 training cases, synthetic phantoms ...")."""
     parts = []
     if "train_cases" in data:
-        parts.append(f"{data['train_cases']} training cases")
+        images = data.get("train_images")
+        extra = f" ({images} images)" if images and images != data["train_cases"] else ""
+        parts.append(f"{data['train_cases']} training cases{extra}")
     if data.get("synthetic"):
         parts.append("synthetic phantoms (no patient images)")
     if data.get("modalities"):
         parts.append("modalities: " + ", ".join(str(m) for m in data["modalities"]))
     if data.get("dataset"):
         parts.append(f"dataset {data['dataset']}")
-    rest = [k for k in data if k not in ("train_cases", "synthetic", "modalities", "dataset")]
+    shown = ("train_cases", "train_images", "synthetic", "modalities", "dataset")
+    rest = [k for k in data if k not in shown]
     parts += [f"{k}: {data[k]}" for k in rest if isinstance(data[k], str | int | float)]
     return "; ".join(parts) or "not recorded"
 

@@ -470,7 +470,9 @@ def _finish(
         training_data={
             "dataset": Path(config.dataset).name,
             "generator": _dataset_generator(config.dataset),
-            "train_cases": len(train_cases),
+            # One phantom case can give a slice and a cephalogram: count subjects and images.
+            "train_cases": len({r.case_id for r in train_cases.records}),
+            "train_images": len(train_cases.records),
             "modalities": list(config.modalities),
             "synthetic": True,
             **_input_detail(train_cases, config.input_size),

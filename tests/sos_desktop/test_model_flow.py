@@ -138,3 +138,14 @@ def test_the_device_setting_reaches_the_predictor(
         win.apply_settings(previous)
     assert "no CUDA GPU is available" in blocker.args[0].sentence
     win.reporter.close_dialogs()
+
+
+def test_training_summary_counts_cases_and_their_images() -> None:
+    from sos_desktop.dialogs import training_summary
+
+    both = {"train_cases": 700, "train_images": 1400, "synthetic": True}
+    assert training_summary(both).startswith("700 training cases (1400 images); synthetic")
+    one = {"train_cases": 700, "train_images": 700}
+    assert training_summary(one) == "700 training cases"
+    # cards written before train_images existed
+    assert training_summary({"train_cases": 1400}) == "1400 training cases"

@@ -22,8 +22,14 @@ def trained_teacher(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory
     return out
 
 
-def test_teacher_run_writes_model_config_and_history(trained_teacher: Path) -> None:
+def test_teacher_run_writes_model_config_and_history(
+    trained_teacher: Path, tiny_dataset: Path
+) -> None:
     model, card = load_model(trained_teacher / "model")
+    rows = [json.loads(line) for line in (tiny_dataset / "manifest.jsonl").open()]
+    train_rows = [r for r in rows if r["split"] == "train"]
+    assert card.training_data["train_images"] == len(train_rows)
+    assert card.training_data["train_cases"] == len({r["case_id"] for r in train_rows})
     assert card.architecture == "teacher"
     assert card.preprocessing["input"] == "crop"
     assert card.temperature > 0
