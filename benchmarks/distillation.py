@@ -19,6 +19,7 @@ import argparse
 import json
 import logging
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -121,7 +122,7 @@ def main() -> None:
     seconds: dict[str, list[float]] = {k: [] for k in rows}
     results = Path(args.results) if args.results else work / "results.json"
     where = f"{machine_line()}; training on {device_line(args.device)}"
-    command = " ".join(sys.argv)
+    command = shlex.join(sys.argv)
     common = {
         "dataset": str(data),
         "modalities": [args.modality],
@@ -239,7 +240,7 @@ def merge(args: argparse.Namespace) -> None:
             seconds.setdefault(name, []).extend(run["seconds"][name])
         seeds += run["args"]["seeds"]
     first = argparse.Namespace(**runs[0]["args"])
-    commands = [" ".join(r["argv"]) for r in runs]
+    commands = [shlex.join(r["argv"]) for r in runs]
     table = render(rows, seconds, first, seeds, runs[0]["where"], commands)
     print(table)
     if not args.no_write:
