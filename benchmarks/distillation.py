@@ -235,8 +235,10 @@ def merge(args: argparse.Namespace) -> None:
     seconds: dict[str, list[float]] = {}
     seeds: list[int] = []
     for run in runs:
+        n = len(run["args"]["seeds"])
         for name, values in run["rows"].items():
-            rows.setdefault(name, []).extend(values)
+            # A run cut short has fewer results than seeds: pad, so each keeps its seed column.
+            rows.setdefault(name, []).extend(values + [None] * (n - len(values)))
             seconds.setdefault(name, []).extend(run["seconds"][name])
         seeds += run["args"]["seeds"]
     first = argparse.Namespace(**runs[0]["args"])
@@ -282,7 +284,8 @@ def render(
         "| model | accuracy % | macro-F1 % | QWK | ECE | pointing game % | train time (s) |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for name, results in rows.items():
+    for name, per_seed in rows.items():
+        results = [r for r in per_seed if r is not None]
         if not results:
             continue
         col = {m: [r[m] for r in results] for m in METRICS}
@@ -295,10 +298,13 @@ def render(
     lines += ["", "Per seed (accuracy % / pointing game %):", ""]
     lines.append("| model | " + " | ".join(f"seed {s}" for s in done) + " |")
     lines.append("| --- | " + " | ".join("---:" for _ in done) + " |")
-    for name, results in rows.items():
-        cells = [f"{r['accuracy'] * 100:.1f} / {r['pointing_game'] * 100:.0f}" for r in results]
+    for name, per_seed in rows.items():
+        cells = [
+            f"{r['accuracy'] * 100:.1f} / {r['pointing_game'] * 100:.0f}" if r else "-"
+            for r in per_seed
+        ]
         cells += ["-"] * (len(done) - len(cells))
-        if results:
+        if any(per_seed):
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
