@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 from pathlib import Path
 
@@ -22,14 +23,8 @@ def trained_teacher(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory
     return out
 
 
-def test_teacher_run_writes_model_config_and_history(
-    trained_teacher: Path, tiny_dataset: Path
-) -> None:
+def test_teacher_run_writes_model_config_and_history(trained_teacher: Path) -> None:
     model, card = load_model(trained_teacher / "model")
-    rows = [json.loads(line) for line in (tiny_dataset / "manifest.jsonl").open()]
-    train_rows = [r for r in rows if r["split"] == "train"]
-    assert card.training_data["train_images"] == len(train_rows)
-    assert card.training_data["train_cases"] == len({r["case_id"] for r in train_rows})
     assert card.architecture == "teacher"
     assert card.preprocessing["input"] == "crop"
     assert card.temperature > 0
@@ -41,6 +36,21 @@ def test_teacher_run_writes_model_config_and_history(
     assert [h["epoch"] for h in history] == list(range(len(history)))
     # the bars inside the box are easy: the teacher must learn them
     assert card.metrics["validation"]["accuracy"] >= 0.75
+
+
+def test_card_counts_cases_apart_from_their_images(tiny_dataset: Path, tmp_path: Path) -> None:
+    # Two images per case, as a phantom case gives a slice and a cephalogram.
+    shutil.copytree(tiny_dataset, tmp_path / "data")
+    manifest = tmp_path / "data" / "manifest.jsonl"
+    rows = [json.loads(line) for line in manifest.open()]
+    for i, row in enumerate(rows):
+        row["case_id"] = f"pair{i // 2}"
+    manifest.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    train_rows = [r for r in rows if r["split"] == "train"]
+    card = train(config_from_dict(teacher_config(tmp_path / "data", tmp_path / "t", epochs=1))).card
+    assert card.training_data["train_images"] == len(train_rows)
+    assert card.training_data["train_cases"] == len({r["case_id"] for r in train_rows})
+    assert card.training_data["train_cases"] * 2 == len(train_rows)
 
 
 def test_same_seed_gives_identical_weights(tiny_dataset: Path, tmp_path: Path) -> None:
