@@ -96,10 +96,13 @@ def child(path: Path, out: Path, timeout: float, workdir: Path) -> int:
                 QTimer.singleShot(0, self.seen)  # runs once this paint is done
             return False
 
+    ticks: list[float] = []  # a 10 ms timer on the GUI thread; gaps are GUI-thread stalls
+
     def finish(win: MainWindow) -> None:
         if "done" in events:
             return
         events["done"] = time.time()
+        events.update(_stalls(ticks))
         events.update(_memory_kb("self"))
         pid = getattr(win.prediction._predictor, "pid", None)  # the prediction process, if any
         if pid is not None:
@@ -119,6 +122,11 @@ def child(path: Path, out: Path, timeout: float, workdir: Path) -> int:
             finish(win)
 
     def watch(win: MainWindow) -> None:
+        beat = QTimer(win)
+        beat.setInterval(10)
+        beat.timeout.connect(lambda: ticks.append(time.perf_counter()))
+        beat.start()
+
         def window_seen() -> None:
             events.setdefault("window_shown", time.time())
 
@@ -183,12 +191,23 @@ def floor_child(out: Path) -> int:
     qapp = QApplication(sys.argv[:1])
     win = QWidget()
     win.resize(800, 600)
+    events: dict[str, Any] = {}
+    ticks: list[float] = []
+    beat = QTimer(win)
+    beat.setInterval(10)
+    beat.timeout.connect(lambda: ticks.append(time.perf_counter()))
+
+    def idle_done() -> None:
+        events.update(_stalls(ticks))
+        out.write_text(json.dumps(events), encoding="utf-8")
+        qapp.quit()
 
     class Watch(QObject):
         def eventFilter(self, _obj: QObject, ev: QEvent) -> bool:  # noqa: N802 - Qt API
-            if ev.type() == QEvent.Type.Paint and not out.exists():
-                out.write_text(json.dumps({"window_shown": time.time()}), encoding="utf-8")
-                QTimer.singleShot(0, qapp.quit)
+            if ev.type() == QEvent.Type.Paint and "window_shown" not in events:
+                events["window_shown"] = time.time()
+                beat.start()  # the timer's own jitter in an idle Qt app, for one second
+                QTimer.singleShot(1000, idle_done)
             return False
 
     watch = Watch()
@@ -245,6 +264,8 @@ def _median(runs: list[dict[str, Any]], key: str) -> float | None:
 def _fmt(value: float | None, unit: str = "s") -> str:
     if value is None:
         return "-"
+    if unit == "count":
+        return f"{value:g}"
     return f"{value:.2f} {unit}" if unit == "s" else f"{value:.0f} {unit}"
 
 
@@ -299,6 +320,12 @@ def report(
     )
     for words, key in rows:
         lines.append(f"| {words} | " + " | ".join(_fmt(_median(runs[c], key)) for c in cols) + " |")
+    for words, key, unit in (
+        ("longest GUI-thread stall, window created \u2192 first prediction", "max_stall_ms", "ms"),
+        ("GUI-thread stalls over 100 ms in that time", "stalls_over_100ms", ""),
+    ):
+        cells = [_fmt(_median(runs[c], key), unit or "count") for c in cols]
+        lines.append(f"| {words} | " + " | ".join(cells) + " |")
     for words, prefix in (("app process", ""), ("prediction process", "child_")):
         cells = []
         for c in cols:
@@ -322,7 +349,9 @@ def report(
     lines += [
         "",
         f"Peer: an empty PySide6 window painted {_fmt(floor_s)} after launch; the app's window "
-        f"(cephalogram launch) {_fmt(window)}, {ratio} the floor.",
+        f"(cephalogram launch) {_fmt(window)}, {ratio} the floor. GUI-thread stalls are the "
+        "gaps of a 10 ms QTimer on the GUI thread; the same timer in that empty window, idle "
+        f"for one second, had a longest gap of {_fmt(_median(floor, 'max_stall_ms'), 'ms')}.",
     ]
     for mode in args.modes:
         pred = _median(runs[("ceph", mode)], "prediction_on_screen")
@@ -355,6 +384,14 @@ def report(
     if errors:
         lines.append("Errors shown by the app: " + "; ".join(errors))
     return "\n".join(lines)
+
+
+def _stalls(ticks: list[float]) -> dict[str, Any]:
+    """The longest gap between heartbeat ticks (ms) and how many gaps exceeded 100 ms."""
+    gaps = [1000 * (b - a) for a, b in zip(ticks, ticks[1:], strict=False)]
+    if not gaps:
+        return {}
+    return {"max_stall_ms": max(gaps), "stalls_over_100ms": sum(g > 100 for g in gaps)}
 
 
 def _memory_kb(pid: str) -> dict[str, int | None]:

@@ -8,6 +8,7 @@ event loop.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import sys
 from collections.abc import Sequence
@@ -43,6 +44,10 @@ def configure_logging(verbose: bool = False) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # A crash in native code (Qt, torch) then leaves the Python stack of every thread on
+    # stderr beside the log, instead of a bare "Segmentation fault".
+    if not faulthandler.is_enabled():
+        faulthandler.enable()
 
 
 def build_app(argv: Sequence[str] | None = None) -> QApplication:
