@@ -122,10 +122,7 @@ def child(path: Path, out: Path, timeout: float, workdir: Path) -> int:
             finish(win)
 
     def watch(win: MainWindow) -> None:
-        beat = QTimer(win)
-        beat.setInterval(10)
-        beat.timeout.connect(lambda: ticks.append(time.perf_counter()))
-        beat.start()
+        _heartbeat(win, ticks).start()
 
         def window_seen() -> None:
             events.setdefault("window_shown", time.time())
@@ -193,9 +190,7 @@ def floor_child(out: Path) -> int:
     win.resize(800, 600)
     events: dict[str, Any] = {}
     ticks: list[float] = []
-    beat = QTimer(win)
-    beat.setInterval(10)
-    beat.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    beat = _heartbeat(win, ticks)
 
     def idle_done() -> None:
         events.update(_stalls(ticks))
@@ -384,6 +379,16 @@ def report(
     if errors:
         lines.append("Errors shown by the app: " + "; ".join(errors))
     return "\n".join(lines)
+
+
+def _heartbeat(parent: Any, ticks: list[float]) -> Any:
+    """A 10 ms QTimer (not started) that appends the time of each tick to `ticks`."""
+    from PySide6.QtCore import QTimer
+
+    beat = QTimer(parent)
+    beat.setInterval(10)
+    beat.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    return beat
 
 
 def _stalls(ticks: list[float]) -> dict[str, Any]:

@@ -290,7 +290,7 @@ class MainWindow(QMainWindow):
         else:
             self.viewer.show_image(study.pixels, image_spacing(study), study.window, case.hu)
         # The rest waits for the next event-loop turn so the image paints first and the GUI
-        # thread never holds on to one long block (the heartbeat test's < 100 ms).
+        # thread never holds on to one long block (`benchmarks/app_startup.py` measures its stalls).
         QTimer.singleShot(0, functools.partial(self._finish_show_case, case))
 
     def _finish_show_case(self, case: LoadedCase) -> None:

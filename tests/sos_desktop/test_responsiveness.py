@@ -4,7 +4,7 @@ while the real model predicts a large radiograph.
 These tests check the structure that keeps it responsive, not a duration: every heavy call (the
 series read, the mid-sagittal preview, building the model, the forward pass) runs off the GUI
 thread, and the GUI thread's event loop keeps turning while they run. How long the GUI thread
-stalls is measured by `benchmarks/gui_heartbeat.py` (a timed bound failed here whenever other
+stalls is measured by `benchmarks/app_startup.py` (a timed bound failed here whenever other
 work shared the two CPU cores)."""
 
 from __future__ import annotations
