@@ -62,3 +62,20 @@ def configure_cpu_threads(threads: int | None = None) -> int:
     )
     torch.set_num_threads(n)
     return n
+
+
+def prepare_for_scoring(model: torch.nn.Module) -> int:
+    """Set a model up for scoring many inputs in eval mode; returns the batch size to use.
+
+    On the CPU: channels-last (outputs unchanged) and batches of 4. A batch of 64 student
+    inputs at 256 px spills its activations out of the caches, and per image it took 2.3x the
+    time of batches of 4 in channels-last, 3.7x in the default layout (benchmarks/train_speed.py).
+    On a GPU: batches of 64, the layout as it is.
+    """
+    import torch
+
+    param = next(model.parameters(), None)
+    if param is not None and param.device.type == "cuda":
+        return 64
+    model.to(memory_format=torch.channels_last)
+    return 4

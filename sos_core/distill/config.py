@@ -56,6 +56,11 @@ class TrainConfig:
     noise_sd: float = 0.02  # added Gaussian noise, of the 0..1 intensity range
     epochs: int = 40
     batch_size: int = 32
+    # Split each batch into pieces of at most this many images and accumulate their gradients:
+    # the same update (every loss term is a per-image mean) with activations that stay closer
+    # to the CPU's caches, 1.3-1.9x faster per image on this machine (benchmarks/train_speed.py).
+    # BatchNorm then normalises each piece with its own statistics. None: the whole batch.
+    micro_batch: int | None = None
     lr: float = 3e-3
     weight_decay: float = 1e-4
     patience: int = 8
@@ -82,6 +87,8 @@ class TrainConfig:
             raise ParameterError("box_jitter must be between 0 and 0.5 of the box size.")
         if not (0 <= self.gamma_sd <= 1 and 0 <= self.noise_sd <= 0.5):
             raise ParameterError("gamma_sd must be within 0..1 and noise_sd within 0..0.5.")
+        if self.micro_batch is not None and self.micro_batch <= 0:
+            raise ParameterError("micro_batch must be a positive number of images, or left out.")
         if self.bn_stats_images < 0:
             raise ParameterError("bn_stats_images must be 0 (off) or a positive number.")
         if self.lr <= 0 or self.patience < 1:

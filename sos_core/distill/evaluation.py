@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from sos_core.device import prepare_for_scoring
 from sos_core.distill.dataset import LoadedCases, crop_batch, load_cases, read_manifest, select
 from sos_core.distill.metrics import classification_report, fit_temperature, nll, pointing_game
 from sos_core.explain.grad_cam import GradCam
@@ -61,8 +62,9 @@ def model_inputs(
     return torch.from_numpy(crops).unsqueeze(1), np.asarray(boxes, np.float32).reshape(-1, 4)
 
 
-def run_model(model: nn.Module, x: torch.Tensor, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def run_model(model: nn.Module, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Logits and predicted-class Grad-CAM maps (input resolution) for every input."""
+    batch = prepare_for_scoring(model)
     cam = GradCam(model)
     logits, maps = [], []
     for i in range(0, len(x), batch):

@@ -8,6 +8,7 @@ Under `torchrun` it trains with DDP, rank 0 writing the files.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -25,7 +26,7 @@ from torch.nn import functional as F
 from torch.optim.swa_utils import update_bn
 
 from sos_core import __version__
-from sos_core.device import choose_device
+from sos_core.device import choose_device, prepare_for_scoring
 from sos_core.distill.checkpoint import load_checkpoint, save_checkpoint
 from sos_core.distill.config import TrainConfig, save_config
 from sos_core.distill.dataset import (
@@ -140,6 +141,76 @@ def _batches(n: int, batch: int, rng: np.random.Generator, ctx: DistContext) -> 
     per_rank = len(order) // ctx.world_size if ctx.enabled else len(order)
     mine = order[ctx.rank :: ctx.world_size][:per_rank] if ctx.enabled else order
     return [mine[i : i + batch] for i in range(0, len(mine), batch) if len(mine[i : i + batch])]
+
+
+def accumulate_gradients(
+    net: nn.Module,
+    objective: DistillObjective | None,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    boxes: torch.Tensor,
+    teacher_logits: torch.Tensor | None,
+    teacher_cams: torch.Tensor | None,
+    input_size: int,
+    micro_batch: int | None,
+    device: torch.device,
+    channels_last: bool,
+    amp_dtype: torch.dtype | None,
+    scaler: torch.amp.GradScaler,
+    ddp: bool,
+) -> float:
+    """Backward of one batch's loss, in pieces of at most `micro_batch`; returns the loss.
+
+    `net` is `_TrainForward` (or DDP around it): logits and the true-class maps. Without an
+    objective (teachers) the loss is cross-entropy. Every term is a per-image mean, so pieces
+    weighted by their share of the batch add up to the whole batch's gradient; only BatchNorm
+    in training mode sees each piece on its own.
+    """
+    pieces = _pieces(len(y), micro_batch)
+    total = 0.0
+    for k, part in enumerate(pieces):
+        share = len(part) / len(y)
+        # DDP averages gradients across ranks once per batch, after its last piece.
+        last = k == len(pieces) - 1
+        with contextlib.nullcontext() if last or not ddp else net.no_sync():  # type: ignore[operator]
+            xp = x[part].to(device)
+            if channels_last:
+                xp = xp.contiguous(memory_format=torch.channels_last)
+            yp = y[part].to(device)
+            with torch.autocast(
+                device_type=device.type,
+                dtype=amp_dtype or torch.float32,
+                enabled=amp_dtype is not None,
+            ):
+                logits, cams = net(xp, yp)
+                if objective is None:
+                    loss = F.cross_entropy(logits, yp)
+                else:
+                    loss = objective(
+                        logits,
+                        yp,
+                        teacher_logits=_piece(teacher_logits, part, device),
+                        student_cam=cams,
+                        teacher_cam=_piece(teacher_cams, part, device),
+                        boxes=boxes[part].to(device),
+                        input_size=(input_size, input_size),
+                    ).total
+            scaler.scale(loss * share).backward()
+        total += float(loss.detach()) * share
+    return total
+
+
+def _piece(
+    value: torch.Tensor | None, part: torch.Tensor, device: torch.device
+) -> torch.Tensor | None:
+    return None if value is None else value[part].to(device)
+
+
+def _pieces(n: int, micro_batch: int | None) -> list[torch.Tensor]:
+    """Index pieces of one batch of n images: at most `micro_batch` each, sizes within one."""
+    count = 1 if not micro_batch else -(-n // micro_batch)
+    return list(torch.arange(n).tensor_split(count))
 
 
 def _augment(
@@ -278,33 +349,26 @@ def _train(
             boxes = train_data.boxes[idx]
             if is_student and config.shift > 0:
                 x, boxes = shift_whole_pixels(x, boxes, gen, config.shift)
-            x = x.to(device)
-            y = train_data.labels[idx].to(device)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(
-                device_type=device.type,
-                dtype=amp_dtype or torch.float32,
-                enabled=amp_dtype is not None,
-            ):
-                logits, cams = net(x, y)
-                if objective is None:
-                    loss = F.cross_entropy(logits, y)
-                else:
-                    loss = objective(
-                        logits,
-                        y,
-                        teacher_logits=t_logits[idx].to(device),
-                        student_cam=cams,
-                        teacher_cam=t_cams[idx].to(device),
-                        boxes=boxes.to(device),
-                        input_size=(config.input_size, config.input_size),
-                    ).total
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            loss = accumulate_gradients(
+                net,
+                objective,
+                x,
+                train_data.labels[idx],
+                boxes=boxes,
+                teacher_logits=t_logits[idx] if objective is not None else None,
+                teacher_cams=t_cams[idx] if objective is not None else None,
+                input_size=config.input_size,
+                micro_batch=config.micro_batch,
+                device=device,
+                channels_last=channels_last,
+                amp_dtype=amp_dtype,
+                scaler=scaler,
+                ddp=ctx.enabled,
+            )
             scaler.step(optimizer)
             scaler.update()
-            losses.append(float(loss.detach()))
+            losses.append(loss)
         refresh_batchnorm_stats(model, x_all, config, epoch, device, channels_last)
         sync_buffers(model, ctx)
         val_x = _teacher_inputs(config, val_cases, None) if not is_student else val_data.inputs
@@ -379,9 +443,11 @@ def refresh_batchnorm_stats(
     gen = torch.Generator().manual_seed(config.seed * 1000 + epoch + 500)
     idx = torch.randperm(len(x_all), generator=gen)[:n]
 
+    step = config.micro_batch or config.batch_size  # the batches BatchNorm saw in training
+
     def batches() -> Iterator[torch.Tensor]:
-        for i in range(0, n, config.batch_size):
-            x = x_all[idx[i : i + config.batch_size]].to(device)
+        for i in range(0, n, step):
+            x = x_all[idx[i : i + step]].to(device)
             yield x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
     update_bn(batches(), model)
@@ -423,10 +489,9 @@ class _TrainForward(nn.Module):
 
 
 @torch.no_grad()
-def predict_logits(
-    model: nn.Module, x: torch.Tensor, device: torch.device, batch: int = 64
-) -> torch.Tensor:
+def predict_logits(model: nn.Module, x: torch.Tensor, device: torch.device) -> torch.Tensor:
     """Eval-mode logits for a whole tensor of inputs, on the CPU, float32."""
+    batch = prepare_for_scoring(model)
     was = model.training
     model.eval()
     try:
@@ -449,7 +514,7 @@ def _finish(
     from sos_core.distill.evaluation import evaluate_loaded
 
     out = Path(config.out)
-    model = model.cpu().to(memory_format=torch.contiguous_format)
+    model = model.cpu()  # run_model sets the layout; save_model writes contiguous tensors
     report = evaluate_loaded(model, config, val_cases, temperature=None, fit_temperature=True)
     scheme = get_scheme()
     size = config.crop_size if config.kind == "teacher" else config.input_size
@@ -503,8 +568,9 @@ def _finish(
 
 
 @torch.no_grad()
-def pooled_features(model: nn.Module, x: torch.Tensor, batch: int = 64) -> np.ndarray:
+def pooled_features(model: nn.Module, x: torch.Tensor) -> np.ndarray:
     """Global-average-pooled target-layer features (N x K), eval mode, on the CPU."""
+    batch = prepare_for_scoring(model)
     was = model.training
     model.eval()
     try:
@@ -541,10 +607,11 @@ def _review_section(
 
 
 @torch.no_grad()
-def predicted_class_maps(model: nn.Module, x: torch.Tensor, batch: int = 64) -> np.ndarray:
+def predicted_class_maps(model: nn.Module, x: torch.Tensor) -> np.ndarray:
     """Input-resolution [0, 1] Grad-CAM maps of the predicted class, as the Predictor makes."""
     from sos_core.explain import GradCam
 
+    batch = prepare_for_scoring(model)
     model.eval()
     cam = GradCam(model)
     return np.concatenate(

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.sos_core.training.conftest import teacher_config
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -45,8 +47,13 @@ def _run_ddp(cfg: dict, tmp_path: Path, name: str) -> subprocess.CompletedProces
     )
 
 
-def test_two_gloo_ranks_end_with_identical_weights(tiny_dataset: Path, tmp_path: Path) -> None:
-    proc = _run_ddp(teacher_config(tiny_dataset, tmp_path / "run", epochs=2), tmp_path, "ddp")
+@pytest.mark.parametrize("micro_batch", [None, 3])
+def test_two_gloo_ranks_end_with_identical_weights(
+    tiny_dataset: Path, tmp_path: Path, micro_batch: int | None
+) -> None:
+    # With micro-batches, gradients are averaged across ranks after each batch's last piece.
+    cfg = teacher_config(tiny_dataset, tmp_path / "run", epochs=2, micro_batch=micro_batch)
+    proc = _run_ddp(cfg, tmp_path, "ddp")
     assert proc.returncode == 0, proc.stderr[-3000:]
     digests = [(tmp_path / f"rank{r}.sha").read_text() for r in (0, 1)]
     assert digests[0] == digests[1]
