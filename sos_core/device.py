@@ -68,8 +68,8 @@ def prepare_for_scoring(model: torch.nn.Module) -> int:
     """Set a model up for scoring many inputs in eval mode; returns the batch size to use.
 
     On the CPU: channels-last (outputs unchanged) and batches of 4. A batch of 64 student
-    inputs at 256 px spills its activations out of the caches, and per image it took 2.3x the
-    time of batches of 4 in channels-last, 3.7x in the default layout (benchmarks/train_speed.py).
+    inputs at 256 px spills its activations out of the caches: in the default layout it took
+    3.9x the time per image of channels-last batches of 4 (benchmarks/train_speed.py).
     On a GPU: batches of 64, the layout as it is.
     """
     import torch
