@@ -17,10 +17,7 @@ the section "CPU: memory layout and BatchNorm folding" of benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -29,25 +26,13 @@ from torch.nn import functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._results import machine_line, write_section  # noqa: E402
+from benchmarks._timing import interleaved_medians  # noqa: E402
 from sos_core.device import configure_cpu_threads  # noqa: E402
 from sos_core.inference.predictor import default_model_dir  # noqa: E402
 from sos_core.models.inference_form import fold_batch_norm  # noqa: E402
 from sos_core.models.model_file import load_model  # noqa: E402
 
 CL = torch.channels_last
-
-
-def _interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median wall seconds of each function, run in turn so load changes hit all alike."""
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for fn in fns.values():
-        fn()  # warm-up (oneDNN primitive caches)
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            t = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t)
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def main() -> None:
@@ -69,7 +54,7 @@ def main() -> None:
     size = int(card.input_size[0])
     x = torch.rand(1, 1, size, size)
     with torch.inference_mode():
-        infer = _interleaved(
+        infer = interleaved_medians(
             {
                 "NCHW": lambda: plain(x),
                 "NCHW, BatchNorm folded": lambda: folded(x),
@@ -92,7 +77,7 @@ def main() -> None:
         model.zero_grad(set_to_none=True)
         F.cross_entropy(model(inputs), yb).backward()
 
-    train = _interleaved(
+    train = interleaved_medians(
         {"NCHW": lambda: step(train_nchw, xb), "channels-last": lambda: step(train_cl, xb_cl)},
         args.train_repeats,
     )

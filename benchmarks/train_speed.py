@@ -22,10 +22,7 @@ machine. Writes the section "Training speed: micro-batches on the CPU" of RESULT
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -33,6 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._results import machine_line, write_section  # noqa: E402
+from benchmarks._timing import interleaved_medians  # noqa: E402
 from sos_core.device import configure_cpu_threads, prepare_for_scoring  # noqa: E402
 from sos_core.distill.losses import DistillObjective  # noqa: E402
 from sos_core.distill.training import _TrainForward, accumulate_gradients  # noqa: E402
@@ -43,19 +41,6 @@ from sos_core.models.model_file import load_model  # noqa: E402
 CPU = torch.device("cpu")
 BATCH = 32
 MICRO = (None, 16, 8, 4)
-
-
-def _interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median wall seconds of each function, run in turn so load changes hit all alike."""
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for fn in fns.values():
-        fn()  # warm-up (oneDNN primitive caches)
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            t = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t)
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def _training(size: int, repeats: int) -> dict[str, float]:
@@ -93,7 +78,7 @@ def _training(size: int, repeats: int) -> dict[str, float]:
         optimizer.step()
 
     fns = {_label(m): (lambda m=m: step(m)) for m in MICRO}  # type: ignore[misc]
-    return {k: v / BATCH for k, v in _interleaved(fns, repeats).items()}
+    return {k: v / BATCH for k, v in interleaved_medians(fns, repeats).items()}
 
 
 def _label(micro: int | None) -> str:
@@ -116,7 +101,7 @@ def _scoring(size: int, repeats: int) -> dict[str, float]:
         "default layout, batches of 64 (peer)": lambda: run("before", 64),
         f"channels-last, batches of {batch} (prepare_for_scoring)": lambda: run("after", batch),
     }
-    return {k: v / n for k, v in _interleaved(fns, repeats).items()}
+    return {k: v / n for k, v in interleaved_medians(fns, repeats).items()}
 
 
 def _rows(results: dict[str, float]) -> list[str]:
