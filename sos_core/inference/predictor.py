@@ -25,7 +25,12 @@ from sos_core.explain.grad_cam import class_activation_map, normalise_maps
 from sos_core.inference.flags import attention_summary, image_problem, review_flags
 from sos_core.inference.prediction import Prediction
 from sos_core.inference.review_stats import ReviewStats
-from sos_core.inference.study_inputs import NON_HEAD_VIEW_MODALITIES, StudyInputs, study_inputs
+from sos_core.inference.study_inputs import (
+    NON_HEAD_VIEW_MODALITIES,
+    WRONG_PLANE_SLICES,
+    StudyInputs,
+    study_inputs,
+)
 from sos_core.models.inference_form import fold_batch_norm
 from sos_core.models.model_file import load_model
 from sos_core.preprocess import Letterbox, normalise_intensity, prepare_image
@@ -206,6 +211,11 @@ class Predictor:
         )
 
     def _kind_problem(self, kind: str | None) -> str | None:
+        if kind in WRONG_PLANE_SLICES:
+            return (
+                f"The file is {WRONG_PLANE_SLICES[kind]}, not a mid-sagittal view; open the "
+                "whole series (its folder) so that the mid-sagittal slice can be made from it."
+            )
         if kind in NON_HEAD_VIEW_MODALITIES:
             return (
                 f"The file is {NON_HEAD_VIEW_MODALITIES[kind]} (DICOM modality {kind}), not a "

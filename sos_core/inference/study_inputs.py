@@ -48,6 +48,15 @@ NON_HEAD_VIEW_MODALITIES: dict[str, str] = {
 }
 
 
+# One CT image in a plane that cannot be read for the stage: the SOS is staged on a mid-sagittal
+# slice, so a single axial or coronal slice (a file of an axial CBCT series opened alone, or an
+# abdominal CT slice) is refused by its orientation, whatever the network makes of its pixels.
+WRONG_PLANE_SLICES: dict[str, str] = {
+    "CT-axial": "one axial CT slice",
+    "CT-coronal": "one coronal CT slice",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class StudyInputs:
     """One study reduced to what the model sees.
@@ -97,8 +106,11 @@ def image_kind(study: Study) -> str | None:
     None when the file does not say (PNG/JPEG/TIFF, secondary capture)."""
     if study.modality in NON_HEAD_VIEW_MODALITIES:
         return study.modality
-    if study.kind == "volume" or study.modality == "CT":
+    if study.kind == "volume":
         return "slice"
+    if study.modality == "CT":
+        plane = _single_slice_plane(study)
+        return f"CT-{plane}" if plane in ("axial", "coronal") else "slice"
     if study.modality in _RADIOGRAPH_MODALITIES:
         return "ceph"
     if len(study.sources) == 1:  # a PNG/TIFF of a dataset (the bundled sample): its manifest
@@ -107,6 +119,15 @@ def image_kind(study: Study) -> str | None:
         kind = modality_for(Path(study.sources[0]))
         return kind if kind in ("slice", "ceph") else None
     return None
+
+
+def _single_slice_plane(study: Study) -> str | None:
+    """ "sagittal", "coronal" or "axial": the patient axis (x, y, z in LPS) nearest the normal
+    of a 2-D image, from its DICOM orientation; None when the file does not say."""
+    if study.kind != "image" or not study.direction:
+        return None
+    normal = [abs(float(row[0])) for row in study.direction]  # column 0: the image normal
+    return ("sagittal", "coronal", "axial")[int(np.argmax(normal))]
 
 
 def plane_spacing(study: Study) -> tuple[float, float] | None:

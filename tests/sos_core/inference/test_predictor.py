@@ -94,7 +94,7 @@ def test_image_kind_reads_the_study() -> None:
     from sos_core.inference.study_inputs import image_kind
 
     assert image_kind(SimpleNamespace(kind="volume", modality="CT")) == "slice"
-    assert image_kind(SimpleNamespace(kind="image", modality="CT")) == "slice"
+    assert image_kind(SimpleNamespace(kind="image", modality="CT", direction=None)) == "slice"
     assert image_kind(SimpleNamespace(kind="image", modality="DX")) == "ceph"
     assert image_kind(SimpleNamespace(kind="image", modality="CR")) == "ceph"
     assert image_kind(SimpleNamespace(kind="image", modality="PNG", sources=())) is None
@@ -102,6 +102,41 @@ def test_image_kind_reads_the_study() -> None:
     # a modality that can never be a view of the head is named, whatever the pixels look like
     assert image_kind(SimpleNamespace(kind="image", modality="MR", sources=())) == "MR"
     assert image_kind(SimpleNamespace(kind="volume", modality="US", sources=())) == "US"
+
+
+AXIAL = ((0.0, 0.0, 1.0), (0.0, 1.0, 0.0), (1.0, 0.0, 0.0))  # columns: normal, rows, cols (LPS)
+CORONAL = ((0.0, 1.0, 0.0), (-1.0, 0.0, 0.0), (0.0, 0.0, -1.0))
+SAGITTAL = ((0.97, 0.0, 0.0), (0.0, 1.0, 0.0), (0.24, 0.0, -1.0))  # tilted 14 degrees
+
+
+@pytest.mark.parametrize(
+    ("direction", "kind"),
+    [(AXIAL, "CT-axial"), (CORONAL, "CT-coronal"), (SAGITTAL, "slice"), (None, "slice")],
+)
+def test_one_ct_image_is_read_by_its_plane(direction: tuple | None, kind: str) -> None:
+    from types import SimpleNamespace
+
+    from sos_core.inference.study_inputs import image_kind
+
+    assert image_kind(SimpleNamespace(kind="image", modality="CT", direction=direction)) == kind
+
+
+def test_one_axial_file_of_the_sample_cbct_series_is_refused_by_its_plane(
+    tiny_models: tuple[Path, Path],
+) -> None:
+    from resources import resource_path
+    from sos_core.inference.study_inputs import image_kind
+
+    one_file = sorted((resource_path("samples") / "cbct" / "series_000").glob("*.dcm"))[0]
+    study = open_study(one_file)
+    assert image_kind(study) == "CT-axial"
+    assert image_kind(open_study(one_file.parent)) == "slice"  # the whole series: a volume
+    _, model_dir = tiny_models
+    image, _ = image_from_study(study)
+    p = Predictor(model_dir, device="cpu").predict_image(image, kind=image_kind(study))
+    assert "unsuitable_image" in p.flags
+    assert "one axial CT slice" in " ".join(p.messages)
+    assert "open the whole series" in " ".join(p.messages)
 
 
 def test_a_non_head_view_modality_is_unsuitable_by_its_header(
