@@ -24,8 +24,8 @@ ProgressFactory = Callable[[int], Callable[[float], None]]
 # crop shows the box about 1.2x larger than a 384 px image does), our stand-in for the ImageNet
 # initialisation the published students start from. From scratch, the full method does find
 # the two-pixel gap in 700 full images, but reached only about 65 % in 12 epochs, and L_cls
-# alone stayed at chance
-# (benchmarks/RESULTS.md, "Distillation: students from scratch on this CPU").
+# alone stayed at chance (benchmarks/RESULTS.md, "Distillation: students from scratch on this
+# CPU").
 _STUDENT_MODEL = {"key": "student", "kwargs": {"width": 1.0}}
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -67,7 +67,8 @@ PRESETS: dict[str, dict[str, Any]] = {
             # 384 px, not 256: the stage is told by a gap 1-2 px wide at 256 px, and on
             # cephalograms a 384 px student closed 10.7 of the 15.4 points to its teacher
             # (RESULTS.md "Distillation: a 384 px student on cephalograms"). Affordable on
-            # 2 CPU cores within the hour only in micro-batches (RESULTS.md "Training speed").
+            # 2 CPU cores only in micro-batches (RESULTS.md "Training speed"), and even so the
+            # preset took 66 min there, over its one-hour target (RESULTS.md "Shipped models").
             "input_size": 384,
             "micro_batch": 8,
             "crop_size": 64,
