@@ -105,12 +105,26 @@ def run_preset(
 
     `name` is a preset's name or the preset itself (benchmarks try variants of a preset).
     """
+    from sos_core.cpu_heap import retained_heap
+
+    preset = get_preset(name) if isinstance(name, str) else name
+    work.mkdir(parents=True, exist_ok=True)
+    with retained_heap():  # the evaluations between runs reuse the heap too
+        return _run_preset(preset, work, out, device, progress_factory, data_workers)
+
+
+def _run_preset(
+    preset: Mapping[str, Any],
+    work: Path,
+    out: Path | None,
+    device: str | None,
+    progress_factory: ProgressFactory | None,
+    data_workers: int,
+) -> dict[str, Path]:
     from resources import resource_path
     from sos_core.distill.training import train
     from sos_core.phantom.dataset import DatasetConfig, generate_dataset
 
-    preset = get_preset(name) if isinstance(name, str) else name
-    work.mkdir(parents=True, exist_ok=True)
     data = work / "data"
     ph = preset["phantom"]
     if not (data / "manifest.jsonl").is_file():
