@@ -58,6 +58,14 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
         }
         for s in (1, 2)
     },
+    # The shipped recipe (3.x: 384 px student) with L_cls only, and from other seeds.
+    "shipped-cls-only": {
+        "student": {"loss": {"cls": 1.0, "dist": 0.0, "attn": 0.0, "outside": 0.0}},
+    },
+    **{
+        f"shipped-seed{s}": {k: {"seed": s} for k in ("teacher", "student_warmup", "student")}
+        for s in (1, 2)
+    },
 }
 
 
@@ -111,7 +119,8 @@ def _row(result: dict[str, Any]) -> str:
         per = result["test"][role]
         for modality in ("slice", "ceph"):
             m = per.get(modality) or (per["all"] if len(per) == 1 else None)
-            if m is None or (modality not in VARIANTS[result["variant"]]["phantom"]["modalities"]):
+            modalities = VARIANTS[result["variant"]].get("phantom", {}).get("modalities", BOTH)
+            if m is None or modality not in modalities:
                 cells.append("-")
             else:
                 cells.append(f"{100 * m['accuracy']:.1f}")

@@ -1,20 +1,25 @@
-"""Benchmark: training and scoring throughput of the student on the CPU, by batch layout.
+"""Benchmark: training and scoring throughput of the student on the CPU, by memory handling.
 
-Why training runs in micro-batches (`micro_batch`) and scoring in batches of 4 on the CPU: a
-batch of 32 student inputs at 256-384 px holds hundreds of MB of activations, and every
-memory-bound layer (BatchNorm, ReLU, depthwise convolutions) then streams them from main
-memory. Smaller pieces stay closer to the caches.
+A batch of 32 student inputs at 256-384 px holds hundreds of MB of activations in buffers of
+30-300 MB each. Three things decide how fast a step runs on the CPU, each a row below:
+
+* micro-batches (`micro_batch`): smaller pieces, smaller buffers;
+* the allocator (`sos_core.cpu_heap.retained_heap`): by default glibc maps every buffer above
+  32 MB afresh and unmaps it when freed, so each step faults its pages in again;
+* deterministic mode's NaN fill of every new tensor (`fill_uninitialized_memory`).
 
 * Training: one step of the full distillation objective (L_cls + L_dist + L_attn + outside)
-  through `training.accumulate_gradients`, the code `sos distill` runs, on a batch of 32
-  with the whole batch at once (the peer: what training did before) or in micro-batches of
-  16, 8 or 4; at 256 px (the shipped student) and 384 px.
+  through `training.accumulate_gradients`, the code `sos distill` runs, on a batch of 32,
+  deterministic algorithms on as in training. The peer is the whole batch with malloc's
+  defaults and the NaN fill: what training did before micro-batches. Rows with malloc's
+  defaults are interleaved with each other, then the rows with the retained heap (it is
+  process-wide, so the two groups cannot interleave).
 * Scoring (validation, evaluation, the card's review statistics): eval-mode forward with
   Grad-CAM over 64 images, in the default layout in batches of 64 (the peer) or as
   `device.prepare_for_scoring` sets it up (channels-last, batches of 4).
 
 Milliseconds per image, medians of interleaved repeats, ratio to the peer. Run it on a quiet
-machine. Writes the section "Training speed: micro-batches on the CPU" of RESULTS.md.
+machine. Writes the section "Training speed: memory handling on the CPU" of RESULTS.md.
 
     .venv/bin/python benchmarks/train_speed.py [--repeats 5] [--sizes 256 384] [--no-write]
 """
@@ -31,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._results import machine_line, write_section  # noqa: E402
 from benchmarks._timing import interleaved_medians  # noqa: E402
+from sos_core.cpu_heap import retained_heap  # noqa: E402
 from sos_core.device import configure_cpu_threads, prepare_for_scoring  # noqa: E402
 from sos_core.distill.losses import DistillObjective  # noqa: E402
 from sos_core.distill.training import _TrainForward, accumulate_gradients  # noqa: E402
@@ -40,7 +46,10 @@ from sos_core.models.model_file import load_model  # noqa: E402
 
 CPU = torch.device("cpu")
 BATCH = 32
-MICRO = (None, 16, 8, 4)
+# (micro-batch, NaN fill of new tensors); run with malloc's defaults, then in a retained heap.
+DEFAULT_HEAP = ((None, True), (8, True), (8, False))
+RETAINED_HEAP = ((None, False), (8, False), (4, False))
+TRAINING_NOW = (8, False, True)  # what training.train does on the CPU: the row to compare
 
 
 def _training(size: int, repeats: int) -> dict[str, float]:
@@ -57,7 +66,8 @@ def _training(size: int, repeats: int) -> dict[str, float]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
     scaler = torch.amp.GradScaler("cuda", enabled=False)
 
-    def step(micro: int | None) -> None:
+    def step(micro: int | None, fill: bool) -> None:
+        torch.utils.deterministic.fill_uninitialized_memory = fill
         optimizer.zero_grad(set_to_none=True)
         accumulate_gradients(
             net,
@@ -77,12 +87,29 @@ def _training(size: int, repeats: int) -> dict[str, float]:
         )
         optimizer.step()
 
-    fns = {_label(m): (lambda m=m: step(m)) for m in MICRO}  # type: ignore[misc]
-    return {k: v / BATCH for k, v in interleaved_medians(fns, repeats).items()}
+    def fns(rows: tuple[tuple[int | None, bool], ...], heap: bool) -> dict[str, object]:
+        return {_label(m, f, heap): (lambda m=m, f=f: step(m, f)) for m, f in rows}
+
+    torch.use_deterministic_algorithms(True, warn_only=True)  # as training.seed_everything
+    try:
+        times = interleaved_medians(fns(DEFAULT_HEAP, False), repeats)  # type: ignore[arg-type]
+        with retained_heap():
+            times |= interleaved_medians(fns(RETAINED_HEAP, True), repeats)  # type: ignore[arg-type]
+    finally:
+        torch.use_deterministic_algorithms(False)
+        torch.utils.deterministic.fill_uninitialized_memory = True
+    return {k: v / BATCH for k, v in times.items()}
 
 
-def _label(micro: int | None) -> str:
-    return f"whole batch of {BATCH} (peer)" if micro is None else f"micro-batches of {micro}"
+def _label(micro: int | None, fill: bool, heap: bool) -> str:
+    how = f"whole batch of {BATCH}" if micro is None else f"micro-batches of {micro}"
+    how += ", retained heap" if heap else ", malloc defaults"
+    how += ", NaN fill" if fill else ", no fill"
+    if (micro, fill, heap) == (None, True, False):
+        how += " (peer)"
+    if (micro, fill, heap) == TRAINING_NOW:
+        how += " (training now)"
+    return how
 
 
 def _scoring(size: int, repeats: int) -> dict[str, float]:
@@ -144,7 +171,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        write_section("Training speed: micro-batches on the CPU", text)
+        write_section("Training speed: memory handling on the CPU", text)
 
 
 if __name__ == "__main__":

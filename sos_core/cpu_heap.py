@@ -5,10 +5,10 @@ malloc serves every block above 32 MB (its largest mmap threshold) with a fresh 
 gives it back with `munmap` when freed, so each step faults every page of its activations in
 again: about a quarter of the preset's CPU time was the kernel's (`time`: sys 29 of 127 min).
 Inside `retained_heap()` malloc takes everything from the heap and does not trim it, so the
-second step reuses the first one's pages. A student step at 384 px took 0.78x the time
-(benchmarks/train_speed.py). On leaving, the defaults come back and the heap is trimmed, so
-a long-lived process does not keep its training peak. Elsewhere (macOS, Windows, musl) it
-does nothing.
+second step reuses the first one's pages. A student step at 384 px took 0.73x the time
+(benchmarks/train_speed.py), and the preset's kernel time fell to 1.1 min. On leaving, the
+defaults come back and the heap is trimmed, so a long-lived process does not keep its
+training peak. Elsewhere (macOS, Windows, musl) it does nothing.
 """
 
 from __future__ import annotations

@@ -57,9 +57,9 @@ class TrainConfig:
     epochs: int = 40
     batch_size: int = 32
     # Split each batch into pieces of at most this many images and accumulate their gradients:
-    # the same update (every loss term is a per-image mean) with activations that stay closer
-    # to the CPU's caches: pieces of 8 made a student step 2.1x (256 px) to 2.8x (384 px) faster
-    # per image on this machine's CPU (benchmarks/train_speed.py).
+    # the same update (every loss term is a per-image mean) in smaller buffers, for a device
+    # short of memory. On the CPU it no longer buys speed since training retains its heap
+    # (benchmarks/train_speed.py: whole batch and pieces of 8 equally fast).
     # BatchNorm then normalises each piece with its own statistics. None: the whole batch.
     micro_batch: int | None = None
     lr: float = 3e-3

@@ -66,9 +66,10 @@ PRESETS: dict[str, dict[str, Any]] = {
             "model": _STUDENT_MODEL,
             # 384 px, not 256: the stage is told by a gap 1-2 px wide at 256 px, and on
             # cephalograms a 384 px student closed 10.7 of the 15.4 points to its teacher
-            # (RESULTS.md "Distillation: a 384 px student on cephalograms"). Affordable on
-            # 2 CPU cores only in micro-batches (RESULTS.md "Training speed"), and even so the
-            # preset took 66 min there, over its one-hour target (RESULTS.md "Shipped models").
+            # (RESULTS.md "Distillation: a 384 px student on cephalograms"). The preset takes
+            # 42 min on 2 CPU cores (RESULTS.md "Shipped models"). Micro-batches of 8 no
+            # longer matter for speed; they stay because the 3.0 weights were trained so
+            # (BatchNorm over 8 images), and the preset reproduces those weights bit for bit.
             "input_size": 384,
             "micro_batch": 8,
             "crop_size": 64,

@@ -85,7 +85,7 @@ def seed_everything(seed: int) -> None:
     """Deterministic CPU runs: same seed, same weights (MONAI `set_determinism`).
 
     Deterministic algorithms would also fill every new tensor with NaN before use, a write of
-    each activation buffer that no result reads: a student step at 384 px took 1.15x the time
+    each activation buffer that no result reads: a student step at 384 px took 1.13x the time
     with it (RESULTS.md "Training speed"). Runs stay deterministic without it; only a kernel
     that read uninitialised memory, a bug, would differ between runs.
     """
