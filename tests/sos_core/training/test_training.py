@@ -141,3 +141,17 @@ def test_whole_pixel_shift_moves_boxes_with_the_content_and_keeps_it_sharp() -> 
         block = img[y0:y1, x0:x1]
         assert torch.equal(block, x[0, 0, 20:30, 10:24])  # moved exactly, not resampled
         assert img.sum() == block.sum()
+
+
+def test_a_cpu_run_trains_in_a_retained_heap_and_gives_it_back(
+    tiny_dataset: Path, tmp_path: Path
+) -> None:
+    from sos_core import cpu_heap
+
+    if not cpu_heap.heap_control_available():
+        pytest.skip("malloc settings are glibc-only (Linux)")
+    depths: list[int] = []
+    cfg = config_from_dict(teacher_config(tiny_dataset, tmp_path / "t", epochs=2))
+    train(cfg, progress=lambda _f: depths.append(cpu_heap._depth))
+    assert depths == [1, 1]  # every epoch ran inside retained_heap (sos_core.cpu_heap)
+    assert cpu_heap._depth == 0
