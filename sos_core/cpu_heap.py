@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import logging
 import platform
 import threading
@@ -37,6 +38,7 @@ _depth = 0  # nested blocks: only the outermost changes and restores the setting
 _lock = threading.Lock()
 
 
+@functools.cache
 def _glibc() -> ctypes.CDLL | None:
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return None
