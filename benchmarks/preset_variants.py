@@ -66,6 +66,16 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
         f"shipped-seed{s}": {k: {"seed": s} for k in ("teacher", "student_warmup", "student")}
         for s in (1, 2)
     },
+    # L_cls only from seeds 1 and 2: copy that seed's teacher and warm-up into the variant's work
+    # folder first and they resume at their last epoch, so only the student's loss differs.
+    **{
+        f"shipped-cls-only-seed{s}": {
+            "teacher": {"seed": s},
+            "student_warmup": {"seed": s},
+            "student": {"seed": s, "loss": {"cls": 1.0, "dist": 0.0, "attn": 0.0, "outside": 0.0}},
+        }
+        for s in (1, 2)
+    },
 }
 
 

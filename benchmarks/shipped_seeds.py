@@ -1,0 +1,158 @@
+"""The shipped recipe over several seeds: full method against L_cls only, per modality.
+
+Reads the test summaries that `sos train --preset default` (WORK/summary.json) and
+`benchmarks/preset_variants.py` (WORK/VARIANT/result.json) write, one per seed and student loss,
+and renders one table with mean ± sd (population sd, as in the distillation table) and one row per
+seed, plus the issue's targets for the full-method student.
+
+    python benchmarks/shipped_seeds.py --full out/preset5/summary.json \
+        out/pv6/shipped-seed1/result.json out/pv7/shipped-seed2/result.json \
+        --cls-only out/pv6/shipped-cls-only/result.json \
+        out/pv7/shipped-cls-only-seed1/result.json out/pv7/shipped-cls-only-seed2/result.json \
+        --note "how the runs were made"
+
+Seeds are taken in the order given (the first file is seed 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+TITLE = "Distillation: the shipped recipe over three seeds, full method vs L_cls only (CPU)"
+MODALITIES = ("slice", "ceph", "all")
+
+
+def load_summary(path: Path) -> dict[str, Any]:
+    """A preset's summary.json, or a preset variant's result.json (which wraps one)."""
+    data = json.loads(path.read_text())
+    return data["test"] if "test" in data else data
+
+
+def _pm(values: list[float], scale: float = 100.0, digits: int = 1) -> str:
+    v = np.asarray(values, dtype=float) * scale
+    if len(v) == 1:
+        return f"{v[0]:.{digits}f}"
+    return f"{v.mean():.{digits}f} ± {v.std():.{digits}f}"
+
+
+def _acc(summary: dict[str, Any], role: str, modality: str) -> float:
+    return float(summary[role][modality]["accuracy"])
+
+
+def table(full: list[dict[str, Any]], cls_only: list[dict[str, Any]]) -> str:
+    rows = [
+        ("teacher on crops (of the full-method seeds)", full, "teacher"),
+        ("student, full method (shipped recipe)", full, "student"),
+        ("student, L_cls only (same teacher and warm-up)", cls_only, "student"),
+    ]
+    head = (
+        "| model | seeds | slices % | cephalograms % | both % | QWK | ECE | pointing game % |\n"
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    )
+    lines = [head]
+    for name, runs, role in rows:
+        cells = [name, str(len(runs))]
+        cells += [_pm([_acc(s, role, m) for s in runs]) for m in MODALITIES]
+        whole = [s[role]["all"] for s in runs]
+        cells.append(_pm([w["kappa_quadratic"] for w in whole], 1.0, 3))
+        cells.append(_pm([w["ece"] for w in whole], 1.0, 3))
+        cells.append(_pm([w["pointing_game"] for w in whole], 100.0, 1))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def per_seed(full: list[dict[str, Any]], cls_only: list[dict[str, Any]]) -> str:
+    head = (
+        "| seed | teacher slices / cephs % | full slices / cephs % | L_cls only slices / cephs % "
+        "| full pointing % | L_cls only pointing % |\n"
+        "| ---: | --- | --- | --- | ---: | ---: |"
+    )
+    lines = [head]
+    for seed in range(max(len(full), len(cls_only))):
+        f = full[seed] if seed < len(full) else None
+        c = cls_only[seed] if seed < len(cls_only) else None
+
+        def pair(s: dict[str, Any] | None, role: str) -> str:
+            if s is None:
+                return "-"
+            return " / ".join(f"{100 * _acc(s, role, m):.1f}" for m in ("slice", "ceph"))
+
+        def point(s: dict[str, Any] | None) -> str:
+            return "-" if s is None else f"{100 * s['student']['all']['pointing_game']:.0f}"
+
+        lines.append(
+            f"| {seed} | {pair(f, 'teacher')} | {pair(f, 'student')} | {pair(c, 'student')} "
+            f"| {point(f)} | {point(c)} |"
+        )
+    return "\n".join(lines)
+
+
+def targets(full: list[dict[str, Any]], cls_only: list[dict[str, Any]]) -> str:
+    """The issue's targets for the full-method student, read seed by seed and on the mean."""
+
+    def gaps(a: list[dict[str, Any]], ra: str, b: list[dict[str, Any]], rb: str, m: str):
+        return [100 * (_acc(x, ra, m) - _acc(y, rb, m)) for x, y in zip(a, b, strict=False)]
+
+    out = []
+    for m, label in (("slice", "slices"), ("ceph", "cephalograms"), ("all", "both")):
+        to_teacher = gaps(full, "student", full, "teacher", m)
+        over_cls = gaps(full, "student", cls_only, "student", m)
+        out.append(
+            f"- {label}: student minus its teacher "
+            f"{', '.join(f'{g:+.1f}' for g in to_teacher)} (mean {np.mean(to_teacher):+.1f}; "
+            f"target ≥ -2.0); full method minus L_cls only "
+            f"{', '.join(f'{g:+.1f}' for g in over_cls)} (mean {np.mean(over_cls):+.1f}; "
+            "target ≥ +10.0)"
+        )
+    pointing = [s["student"]["all"]["pointing_game"] for s in full]
+    ece = [s["student"]["all"]["ece"] for s in full]
+    out.append(
+        f"- pointing game {', '.join(f'{100 * p:.0f}' for p in pointing)} % (target ≥ 95); "
+        f"ECE {', '.join(f'{e:.3f}' for e in ece)} (target ≤ 0.05)"
+    )
+    return "\n".join(out)
+
+
+def render(full_paths: list[Path], cls_paths: list[Path], note: str) -> str:
+    full = [load_summary(p) for p in full_paths]
+    cls_only = [load_summary(p) for p in cls_paths]
+    return "\n\n".join(
+        part
+        for part in (
+            note.strip(),
+            table(full, cls_only),
+            "Per seed, accuracy on the test split (150 cases per modality):",
+            per_seed(full, cls_only),
+            "The issue's targets for the full-method student, seed by seed "
+            "(percentage points):",
+            targets(full, cls_only),
+        )
+        if part
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--full", type=Path, nargs="+", required=True, help="one summary per seed")
+    ap.add_argument("--cls-only", type=Path, nargs="+", required=True, help="one per seed")
+    ap.add_argument("--note", default="", help="how and where the runs were made")
+    ap.add_argument("--write", action="store_true", help=f"replace RESULTS.md's '{TITLE}'")
+    args = ap.parse_args()
+    body = render(args.full, args.cls_only, args.note)
+    print(body)
+    if args.write:
+        from benchmarks._results import write_section
+
+        write_section(TITLE, body)
+
+
+if __name__ == "__main__":
+    main()
