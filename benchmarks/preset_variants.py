@@ -33,6 +33,8 @@ LONGER = {
     "student_warmup": {"epochs": 16, "patience": 8},
     "student": {"epochs": 12, "patience": 6},
 }
+# The L_cls-only students get all 12 epochs, as every full-method student had: patience 12.
+CLS_ONLY = {"cls": 1.0, "dist": 0.0, "attn": 0.0, "outside": 0.0}
 VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "joint-8": {"phantom": {"modalities": BOTH}},
     "joint-12": {"phantom": {"modalities": BOTH}, **LONGER},
@@ -59,9 +61,7 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
         for s in (1, 2)
     },
     # The shipped recipe (3.x: 384 px student) with L_cls only, and from other seeds.
-    "shipped-cls-only": {
-        "student": {"loss": {"cls": 1.0, "dist": 0.0, "attn": 0.0, "outside": 0.0}},
-    },
+    "shipped-cls-only": {"student": {"loss": CLS_ONLY, "patience": 12}},
     **{
         f"shipped-seed{s}": {k: {"seed": s} for k in ("teacher", "student_warmup", "student")}
         for s in (1, 2)
@@ -72,10 +72,13 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
         f"shipped-cls-only-seed{s}": {
             "teacher": {"seed": s},
             "student_warmup": {"seed": s},
-            "student": {"seed": s, "loss": {"cls": 1.0, "dist": 0.0, "attn": 0.0, "outside": 0.0}},
+            "student": {"seed": s, "loss": CLS_ONLY, "patience": 12},
         }
         for s in (1, 2)
     },
+    # The student at 448 px: the box at about the scale of the teacher's crop (and of the warm-up's
+    # 64 px crops at context 1.5). Copy seed 0's teacher and warm-up in first, as for cls-only.
+    "shipped-448": {"student": {"input_size": 448}},
 }
 
 

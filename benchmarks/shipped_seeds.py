@@ -121,7 +121,7 @@ def targets(full: list[dict[str, Any]], cls_only: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
-def render(full_paths: list[Path], cls_paths: list[Path], note: str) -> str:
+def render(full_paths: list[Path], cls_paths: list[Path], note: str, reading: str = "") -> str:
     full = [load_summary(p) for p in full_paths]
     cls_only = [load_summary(p) for p in cls_paths]
     return "\n\n".join(
@@ -134,6 +134,7 @@ def render(full_paths: list[Path], cls_paths: list[Path], note: str) -> str:
             "The issue's targets for the full-method student, seed by seed "
             "(percentage points):",
             targets(full, cls_only),
+            reading.strip(),
         )
         if part
     )
@@ -144,9 +145,11 @@ def main() -> None:
     ap.add_argument("--full", type=Path, nargs="+", required=True, help="one summary per seed")
     ap.add_argument("--cls-only", type=Path, nargs="+", required=True, help="one per seed")
     ap.add_argument("--note", default="", help="how and where the runs were made")
+    ap.add_argument("--reading", type=Path, help="a hand-written reading to put under the table")
     ap.add_argument("--write", action="store_true", help=f"replace RESULTS.md's '{TITLE}'")
     args = ap.parse_args()
-    body = render(args.full, args.cls_only, args.note)
+    reading = args.reading.read_text() if args.reading else ""
+    body = render(args.full, args.cls_only, args.note, reading)
     print(body)
     if args.write:
         from benchmarks._results import write_section
