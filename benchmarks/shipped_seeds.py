@@ -33,7 +33,7 @@ MODALITIES = ("slice", "ceph", "all")
 def load_summary(path: Path) -> dict[str, Any]:
     """A preset's summary.json, or a preset variant's result.json (which wraps one)."""
     data = json.loads(path.read_text())
-    return data["test"] if "test" in data else data
+    return data.get("test", data)
 
 
 def _pm(values: list[float], scale: float = 100.0, digits: int = 1) -> str:
@@ -131,8 +131,7 @@ def render(full_paths: list[Path], cls_paths: list[Path], note: str, reading: st
             table(full, cls_only),
             "Per seed, accuracy on the test split (150 cases per modality):",
             per_seed(full, cls_only),
-            "The issue's targets for the full-method student, seed by seed "
-            "(percentage points):",
+            "The issue's targets for the full-method student, seed by seed (percentage points):",
             targets(full, cls_only),
             reading.strip(),
         )
