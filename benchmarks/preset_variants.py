@@ -33,7 +33,8 @@ LONGER = {
     "student_warmup": {"epochs": 16, "patience": 8},
     "student": {"epochs": 12, "patience": 6},
 }
-# The L_cls-only students get all 12 epochs, as every full-method student had: patience 12.
+# L_cls only: the distillation terms off. Those variants set patience 12, so that the student gets
+# all 12 epochs, as every full-method student had.
 CLS_ONLY = {"cls": 1.0, "dist": 0.0, "attn": 0.0, "outside": 0.0}
 VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "joint-8": {"phantom": {"modalities": BOTH}},
@@ -66,8 +67,9 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
         f"shipped-seed{s}": {k: {"seed": s} for k in ("teacher", "student_warmup", "student")}
         for s in (1, 2)
     },
-    # L_cls only from seeds 1 and 2: copy that seed's teacher and warm-up into the variant's work
-    # folder first and they resume at their last epoch, so only the student's loss differs.
+    # L_cls only from seeds 1 and 2. Copying that seed's teacher and warm-up folders into the
+    # variant's folder first saves retraining them (they resume at their last epoch) and makes
+    # sure only the student's loss differs.
     **{
         f"shipped-cls-only-seed{s}": {
             "teacher": {"seed": s},
@@ -77,7 +79,7 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
         for s in (1, 2)
     },
     # The student at 448 px: the box at about the scale of the teacher's crop (and of the warm-up's
-    # 64 px crops at context 1.5). Copy seed 0's teacher and warm-up in first, as for cls-only.
+    # 64 px crops at context 1.5). Seed 0's teacher and warm-up can be copied in, as above.
     "shipped-448": {"student": {"input_size": 448}},
 }
 
