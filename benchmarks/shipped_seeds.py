@@ -99,7 +99,7 @@ def targets(full: list[dict[str, Any]], cls_only: list[dict[str, Any]]) -> str:
     """The issue's targets for the full-method student, read seed by seed and on the mean."""
 
     def gaps(a: list[dict[str, Any]], ra: str, b: list[dict[str, Any]], rb: str, m: str):
-        return [100 * (_acc(x, ra, m) - _acc(y, rb, m)) for x, y in zip(a, b, strict=False)]
+        return [100 * (_acc(x, ra, m) - _acc(y, rb, m)) for x, y in zip(a, b, strict=True)]
 
     out = []
     for m, label in (("slice", "slices"), ("ceph", "cephalograms"), ("all", "both")):
@@ -147,6 +147,8 @@ def main() -> None:
     ap.add_argument("--reading", type=Path, help="a hand-written reading to put under the table")
     ap.add_argument("--write", action="store_true", help=f"replace RESULTS.md's '{TITLE}'")
     args = ap.parse_args()
+    if len(args.full) != len(args.cls_only):
+        ap.error("give one --full and one --cls-only summary per seed, in the same seed order")
     reading = args.reading.read_text() if args.reading else ""
     body = render(args.full, args.cls_only, args.note, reading)
     print(body)
