@@ -75,19 +75,15 @@ def per_seed(full: list[dict[str, Any]], cls_only: list[dict[str, Any]]) -> str:
         "| full pointing % | L_cls only pointing % |\n"
         "| ---: | --- | --- | --- | ---: | ---: |"
     )
+
+    def pair(s: dict[str, Any], role: str) -> str:
+        return " / ".join(f"{100 * _acc(s, role, m):.1f}" for m in ("slice", "ceph"))
+
+    def point(s: dict[str, Any]) -> str:
+        return f"{100 * s['student']['all']['pointing_game']:.0f}"
+
     lines = [head]
-    for seed in range(max(len(full), len(cls_only))):
-        f = full[seed] if seed < len(full) else None
-        c = cls_only[seed] if seed < len(cls_only) else None
-
-        def pair(s: dict[str, Any] | None, role: str) -> str:
-            if s is None:
-                return "-"
-            return " / ".join(f"{100 * _acc(s, role, m):.1f}" for m in ("slice", "ceph"))
-
-        def point(s: dict[str, Any] | None) -> str:
-            return "-" if s is None else f"{100 * s['student']['all']['pointing_game']:.0f}"
-
+    for seed, (f, c) in enumerate(zip(full, cls_only, strict=True)):
         lines.append(
             f"| {seed} | {pair(f, 'teacher')} | {pair(f, 'student')} | {pair(c, 'student')} "
             f"| {point(f)} | {point(c)} |"
