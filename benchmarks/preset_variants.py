@@ -36,6 +36,7 @@ LONGER = {
 # L_cls only: the distillation terms off. Those variants set patience 12, so that the student gets
 # all 12 epochs, as every full-method student had.
 CLS_ONLY = {"cls": 1.0, "dist": 0.0, "attn": 0.0, "outside": 0.0}
+CLS_DIST = {"cls": 1.0, "dist": 1.0, "attn": 0.0, "outside": 0.0, "temperature": 3.0}
 VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "joint-8": {"phantom": {"modalities": BOTH}},
     "joint-12": {"phantom": {"modalities": BOTH}, **LONGER},
@@ -81,6 +82,22 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     # The student at 448 px: the box at about the scale of the teacher's crop (and of the warm-up's
     # 64 px crops at context 1.5). Seed 0's teacher and warm-up can be copied in, as above.
     "shipped-448": {"student": {"input_size": 448}},
+    "shipped-448-seed1": {
+        "teacher": {"seed": 1},
+        "student_warmup": {"seed": 1},
+        "student": {"seed": 1, "input_size": 448},
+    },
+    # L_cls + L_dist (no attention terms): the paper's middle row, from the same teachers and
+    # warm-ups as the rows above (copied in), 12 epochs as for L_cls only.
+    "shipped-cls-dist": {"student": {"loss": CLS_DIST, "patience": 12}},
+    **{
+        f"shipped-cls-dist-seed{s}": {
+            "teacher": {"seed": s},
+            "student_warmup": {"seed": s},
+            "student": {"seed": s, "loss": CLS_DIST, "patience": 12},
+        }
+        for s in (1, 2)
+    },
 }
 
 

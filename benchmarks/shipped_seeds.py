@@ -1,14 +1,16 @@
-"""The shipped recipe over several seeds: full method against L_cls only, per modality.
+"""The shipped recipe over several seeds, by loss: full method, L_cls + L_dist, L_cls only.
 
 Reads the test summaries that `sos train --preset default` (WORK/summary.json) and
-`benchmarks/preset_variants.py` (WORK/VARIANT/result.json) write, one per seed and student loss,
-and renders one table with mean ± sd (population sd, as in the distillation table) and one row per
-seed, plus the issue's targets for the full-method student.
+`benchmarks/preset_variants.py` (WORK/VARIANT/result.json) write, one per seed and student loss
+(--cls-dist is optional), and renders one table with mean ± sd (population sd, as in the
+distillation table) and one row per seed, plus the issue's targets for the full-method student.
 
     python benchmarks/shipped_seeds.py --full out/preset5/summary.json \
         out/pv6/shipped-seed1/result.json out/pv7/shipped-seed2/result.json \
         --cls-only out/pv6/shipped-cls-only/result.json \
         out/pv7/shipped-cls-only-seed1/result.json out/pv7/shipped-cls-only-seed2/result.json \
+        --cls-dist out/pv8/shipped-cls-dist/result.json \
+        out/pv8/shipped-cls-dist-seed1/result.json out/pv8/shipped-cls-dist-seed2/result.json \
         --note "how the runs were made"
 
 Seeds are taken in the order given (the first file is seed 0).
@@ -26,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-TITLE = "Distillation: the shipped recipe over three seeds, full method vs L_cls only (CPU)"
+TITLE = "Distillation: the shipped recipe over three seeds, by loss term (CPU)"
 MODALITIES = ("slice", "ceph", "all")
 
 
@@ -47,10 +49,18 @@ def _acc(summary: dict[str, Any], role: str, modality: str) -> float:
     return float(summary[role][modality]["accuracy"])
 
 
-def table(full: list[dict[str, Any]], cls_only: list[dict[str, Any]]) -> str:
+Runs = list[dict[str, Any]]
+
+
+def table(full: Runs, cls_only: Runs, cls_dist: Runs | None = None) -> str:
     rows = [
         ("teacher on crops (of the full-method seeds)", full, "teacher"),
         ("student, full method (shipped recipe)", full, "student"),
+        *(
+            [("student, L_cls + L_dist (same teacher and warm-up)", cls_dist, "student")]
+            if cls_dist
+            else []
+        ),
         ("student, L_cls only (same teacher and warm-up)", cls_only, "student"),
     ]
     head = (
@@ -69,11 +79,19 @@ def table(full: list[dict[str, Any]], cls_only: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def per_seed(full: list[dict[str, Any]], cls_only: list[dict[str, Any]]) -> str:
+def per_seed(full: Runs, cls_only: Runs, cls_dist: Runs | None = None) -> str:
+    losses = [("full", full), *([("L_cls + L_dist", cls_dist)] if cls_dist else []),
+              ("L_cls only", cls_only)]  # fmt: skip
     head = (
-        "| seed | teacher slices / cephs % | full slices / cephs % | L_cls only slices / cephs % "
-        "| full pointing % | L_cls only pointing % |\n"
-        "| ---: | --- | --- | --- | ---: | ---: |"
+        "| seed | teacher slices / cephs % | "
+        + " | ".join(f"{n} slices / cephs %" for n, _ in losses)
+        + " | "
+        + " | ".join(f"{n} pointing %" for n, _ in losses)
+        + " |\n| ---: | --- | "
+        + " | ".join("---" for _ in losses)
+        + " | "
+        + " | ".join("---:" for _ in losses)
+        + " |"
     )
 
     def pair(s: dict[str, Any], role: str) -> str:
@@ -83,15 +101,14 @@ def per_seed(full: list[dict[str, Any]], cls_only: list[dict[str, Any]]) -> str:
         return f"{100 * s['student']['all']['pointing_game']:.0f}"
 
     lines = [head]
-    for seed, (f, c) in enumerate(zip(full, cls_only, strict=True)):
-        lines.append(
-            f"| {seed} | {pair(f, 'teacher')} | {pair(f, 'student')} | {pair(c, 'student')} "
-            f"| {point(f)} | {point(c)} |"
-        )
+    for seed, runs in enumerate(zip(*(r for _, r in losses), strict=True)):
+        cells = [str(seed), pair(runs[0], "teacher")]
+        cells += [pair(r, "student") for r in runs] + [point(r) for r in runs]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def targets(full: list[dict[str, Any]], cls_only: list[dict[str, Any]]) -> str:
+def targets(full: Runs, cls_only: Runs, cls_dist: Runs | None = None) -> str:
     """The issue's targets for the full-method student, read seed by seed and on the mean."""
 
     def gaps(a: list[dict[str, Any]], ra: str, b: list[dict[str, Any]], rb: str, m: str):
@@ -108,6 +125,12 @@ def targets(full: list[dict[str, Any]], cls_only: list[dict[str, Any]]) -> str:
             f"{', '.join(f'{g:+.1f}' for g in over_cls)} (mean {np.mean(over_cls):+.1f}; "
             "target ≥ +10.0)"
         )
+        if cls_dist:
+            over_dist = gaps(full, "student", cls_dist, "student", m)
+            out[-1] += (
+                f"; full method minus L_cls + L_dist "
+                f"{', '.join(f'{g:+.1f}' for g in over_dist)} (mean {np.mean(over_dist):+.1f})"
+            )
     pointing = [s["student"]["all"]["pointing_game"] for s in full]
     ece = [s["student"]["all"]["ece"] for s in full]
     out.append(
@@ -117,18 +140,25 @@ def targets(full: list[dict[str, Any]], cls_only: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
-def render(full_paths: list[Path], cls_paths: list[Path], note: str, reading: str = "") -> str:
+def render(
+    full_paths: list[Path],
+    cls_paths: list[Path],
+    note: str,
+    reading: str = "",
+    dist_paths: list[Path] | None = None,
+) -> str:
     full = [load_summary(p) for p in full_paths]
     cls_only = [load_summary(p) for p in cls_paths]
+    cls_dist = [load_summary(p) for p in dist_paths] if dist_paths else None
     return "\n\n".join(
         part
         for part in (
             note.strip(),
-            table(full, cls_only),
+            table(full, cls_only, cls_dist),
             "Per seed, accuracy on the test split (150 cases per modality):",
-            per_seed(full, cls_only),
+            per_seed(full, cls_only, cls_dist),
             "The issue's targets for the full-method student, seed by seed (percentage points):",
-            targets(full, cls_only),
+            targets(full, cls_only, cls_dist),
             reading.strip(),
         )
         if part
@@ -139,14 +169,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--full", type=Path, nargs="+", required=True, help="one summary per seed")
     ap.add_argument("--cls-only", type=Path, nargs="+", required=True, help="one per seed")
+    ap.add_argument("--cls-dist", type=Path, nargs="+", help="L_cls + L_dist, one per seed")
     ap.add_argument("--note", default="", help="how and where the runs were made")
     ap.add_argument("--reading", type=Path, help="a hand-written reading to put under the table")
     ap.add_argument("--write", action="store_true", help=f"replace RESULTS.md's '{TITLE}'")
     args = ap.parse_args()
-    if len(args.full) != len(args.cls_only):
-        ap.error("give one --full and one --cls-only summary per seed, in the same seed order")
+    if len(args.full) != len(args.cls_only) or len(args.cls_dist or args.full) != len(args.full):
+        ap.error("give one summary per seed for each loss, in the same seed order")
     reading = args.reading.read_text() if args.reading else ""
-    body = render(args.full, args.cls_only, args.note, reading)
+    body = render(args.full, args.cls_only, args.note, reading, args.cls_dist)
     print(body)
     if args.write:
         from benchmarks._results import write_section
