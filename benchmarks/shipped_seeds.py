@@ -56,13 +56,10 @@ def table(full: Runs, cls_only: Runs, cls_dist: Runs | None = None) -> str:
     rows = [
         ("teacher on crops (of the full-method seeds)", full, "teacher"),
         ("student, full method (shipped recipe)", full, "student"),
-        *(
-            [("student, L_cls + L_dist (same teacher and warm-up)", cls_dist, "student")]
-            if cls_dist
-            else []
-        ),
+        ("student, L_cls + L_dist (same teacher and warm-up)", cls_dist, "student"),
         ("student, L_cls only (same teacher and warm-up)", cls_only, "student"),
     ]
+    rows = [row for row in rows if row[1]]  # L_cls + L_dist is optional
     head = (
         "| model | seeds | slices % | cephalograms % | both % | QWK | ECE | pointing game % |\n"
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
@@ -80,8 +77,8 @@ def table(full: Runs, cls_only: Runs, cls_dist: Runs | None = None) -> str:
 
 
 def per_seed(full: Runs, cls_only: Runs, cls_dist: Runs | None = None) -> str:
-    losses = [("full", full), *([("L_cls + L_dist", cls_dist)] if cls_dist else []),
-              ("L_cls only", cls_only)]  # fmt: skip
+    losses = [("full", full), ("L_cls + L_dist", cls_dist), ("L_cls only", cls_only)]
+    losses = [(name, runs) for name, runs in losses if runs]
     head = (
         "| seed | teacher slices / cephs % | "
         + " | ".join(f"{n} slices / cephs %" for n, _ in losses)
@@ -111,7 +108,7 @@ def per_seed(full: Runs, cls_only: Runs, cls_dist: Runs | None = None) -> str:
 def targets(full: Runs, cls_only: Runs, cls_dist: Runs | None = None) -> str:
     """The issue's targets for the full-method student, read seed by seed and on the mean."""
 
-    def gaps(a: list[dict[str, Any]], ra: str, b: list[dict[str, Any]], rb: str, m: str):
+    def gaps(a: Runs, ra: str, b: Runs, rb: str, m: str) -> list[float]:
         return [100 * (_acc(x, ra, m) - _acc(y, rb, m)) for x, y in zip(a, b, strict=True)]
 
     out = []

@@ -17,22 +17,26 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 TITLE = "Distillation: where L_cls-only students stall (head and features)"
 
 
-def measure(model_dir: Path, x, labels) -> dict[str, float]:
+def measure(model_dir: Path, x: torch.Tensor, labels: np.ndarray) -> dict[str, float]:
     import torch
 
     from sos_core.models.model_file import load_model
 
     model, _ = load_model(model_dir)
-    with torch.no_grad():
-        feats = model.forward_features(x)
+    with torch.no_grad():  # in pieces: 300 full images at once would hold several GB
+        feats = torch.cat([model.forward_features(p) for p in x.split(32)])
         logits = model.logits_from_features(feats)
     pooled = feats.mean((2, 3))
     y = torch.as_tensor(labels)
@@ -52,7 +56,8 @@ def main() -> None:
     ap.add_argument("--input-size", type=int, default=384)
     ap.add_argument("--split", default="val")
     ap.add_argument("models", nargs="+", help="NAME=MODEL_FOLDER")
-    ap.add_argument("--note", default="")
+    ap.add_argument("--note", default="", help="how the models were made")
+    ap.add_argument("--reading", type=Path, help="a hand-written reading to put under the table")
     ap.add_argument("--write", action="store_true", help=f"replace RESULTS.md's '{TITLE}'")
     args = ap.parse_args()
 
@@ -82,7 +87,8 @@ def main() -> None:
         f"{args.input_size} px; the largest class is {chance:.1f} % of them. "
         "ln 4 = 1.386 is the cross-entropy of a uniform guess."
     )
-    body = "\n\n".join(p for p in (head, args.note.strip(), "\n".join(rows)) if p)
+    reading = args.reading.read_text().strip() if args.reading else ""
+    body = "\n\n".join(p for p in (head, args.note.strip(), "\n".join(rows), reading) if p)
     print(body)
     if args.write:
         write_section(TITLE, body)
