@@ -37,6 +37,13 @@ LONGER = {
 # all 12 epochs, as every full-method student had.
 CLS_ONLY = {"cls": 1.0, "dist": 0.0, "attn": 0.0, "outside": 0.0}
 CLS_DIST = {"cls": 1.0, "dist": 1.0, "attn": 0.0, "outside": 0.0, "temperature": 3.0}
+ZOOM = {
+    "epochs": 4,
+    "patience": 4,
+    "lr": 1e-3,
+    "zoom_weight": 1.0,
+    "version": "student-phantom-3.1-zoom",
+}
 VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "joint-8": {"phantom": {"modalities": BOTH}},
     "joint-12": {"phantom": {"modalities": BOTH}, **LONGER},
@@ -98,16 +105,29 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
         }
         for s in (1, 2)
     },
+    # The second look (sos_core.inference.zoom): the distilled student fine-tuned for 4 epochs
+    # with its crop reading. The seed's teacher, warm-up and student folders are copied in, so
+    # only this stage trains.
+    **{
+        f"shipped-zoom{'' if s == 0 else f'-seed{s}'}": {
+            "teacher": {"seed": s},
+            "student_warmup": {"seed": s},
+            "student": {"seed": s},
+            "student_zoom": {**ZOOM, "seed": s},
+        }
+        for s in (0, 1, 2)
+    },
 }
 
 
 def variant_preset(name: str, smoke: bool = False) -> dict[str, Any]:
     preset = copy.deepcopy(get_preset("default"))
     for section, values in VARIANTS[name].items():
-        preset[section].update(values)
+        preset.setdefault(section, {}).update(values)
     if smoke:  # a check of the plumbing: one epoch of everything
-        for section in ("teacher", "student_warmup", "student"):
-            preset[section]["epochs"] = 1
+        for section in ("teacher", "student_warmup", "student", "student_zoom"):
+            if section in preset:
+                preset[section]["epochs"] = 1
     return preset
 
 

@@ -75,6 +75,15 @@ class TrainConfig:
     max_train_cases: int | None = None
     version: str = ""
     init_from: str | None = None  # model folder whose weights start the run (fine-tuning)
+    # Students: the second look (sos_core.inference.zoom). zoom_weight > 0 trains the crop
+    # reading with that weight on its loss (L_cls + L_dist on the crop) and stores the zoom in
+    # the card, so that inference reads every image twice. Crops during training centre on the
+    # true box, shifted by up to ± zoom_jitter of its side (where the Grad-CAM peak falls).
+    zoom_weight: float = 0.0
+    zoom_context: float = 2.0
+    zoom_size: int = 96
+    zoom_jitter: float = 0.35
+    zoom_mix: float = 0.5
 
     def __post_init__(self) -> None:
         if self.kind not in ("teacher", "student"):
@@ -92,6 +101,12 @@ class TrainConfig:
             raise ParameterError("micro_batch must be a positive number of images, or left out.")
         if self.bn_stats_images < 0:
             raise ParameterError("bn_stats_images must be 0 (off) or a positive number.")
+        if self.zoom_weight < 0 or not 0 <= self.zoom_mix <= 1 or not 0 <= self.zoom_jitter < 1:
+            raise ParameterError(
+                "zoom_weight must be ≥ 0, zoom_mix within 0..1 and zoom_jitter within 0..1."
+            )
+        if self.zoom_weight > 0 and (self.kind != "student" or self.zoom_size <= 0):
+            raise ParameterError("the zoomed second look is for students, with a positive size.")
         if self.lr <= 0 or self.patience < 1:
             raise ParameterError("lr must be positive and patience at least 1.")
 

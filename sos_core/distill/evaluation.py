@@ -19,6 +19,7 @@ from sos_core.device import prepare_for_scoring
 from sos_core.distill.dataset import LoadedCases, crop_batch, load_cases, read_manifest, select
 from sos_core.distill.metrics import classification_report, fit_temperature, nll, pointing_game
 from sos_core.explain.grad_cam import GradCam
+from sos_core.inference.zoom import ZoomSpec, combine, second_look
 from sos_core.models.model_file import load_model
 
 if TYPE_CHECKING:
@@ -62,14 +63,24 @@ def model_inputs(
     return torch.from_numpy(crops).unsqueeze(1), np.asarray(boxes, np.float32).reshape(-1, 4)
 
 
-def run_model(model: nn.Module, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Logits and predicted-class Grad-CAM maps (input resolution) for every input."""
+def run_model(
+    model: nn.Module, x: torch.Tensor, zoom: ZoomSpec | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and predicted-class Grad-CAM maps (input resolution) for every input.
+
+    With `zoom` the logits are both readings' combined ones (what inference reports) and the
+    maps are the full images' for the full reading's stage (what the second look centres on).
+    """
     batch = prepare_for_scoring(model)
     cam = GradCam(model)
     logits, maps = [], []
     for i in range(0, len(x), batch):
-        r = cam(x[i : i + batch])
-        logits.append(r.logits.float().cpu().numpy())
+        xb = x[i : i + batch]
+        r = cam(xb)
+        out = r.logits.float()
+        if zoom is not None:
+            out = combine(out, second_look(model, xb, r.cam, zoom), zoom.mix)
+        logits.append(out.cpu().numpy())
         maps.append(r.cam.cpu().numpy())
     return np.concatenate(logits), np.concatenate(maps)
 
@@ -94,13 +105,14 @@ def evaluate_loaded(
     *,
     temperature: float | None,
     fit_temperature: bool = False,
+    zoom: ZoomSpec | None = None,
 ) -> dict[str, Any]:
     """Score a freshly trained model on loaded cases, optionally fitting its temperature."""
     crop = config.kind == "teacher"
     x, boxes = model_inputs(
         cases, crop=crop, crop_size=config.crop_size, crop_context=config.crop_context
     )
-    logits, cams = run_model(model, x)
+    logits, cams = run_model(model, x, zoom)
     outputs = ModelOutputs(logits, cams, boxes)
     t = _fit(logits, cases.labels) if fit_temperature else (temperature or 1.0)
     num_classes = logits.shape[1]
@@ -138,7 +150,7 @@ def evaluate_model_dir(
         crop_size=card.input_size[0],
         crop_context=float(card.preprocessing.get("crop_context", 1.5)),
     )
-    logits, cams = run_model(model, x)
+    logits, cams = run_model(model, x, ZoomSpec.from_preprocessing(card.preprocessing))
     metrics = score(
         ModelOutputs(logits, cams, boxes), cases.labels, card.temperature, len(card.stage_names)
     )

@@ -345,6 +345,25 @@ class DistillObjective(nn.Module):
                 student_logits, labels, teacher_logits, student_cam, teacher_cam, boxes, input_size
             )
 
+    def label_terms(
+        self,
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        teacher_logits: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """α · L_cls + β · L_dist alone (float32): the loss of a reading without a map to
+        steer, such as the zoomed second look (sos_core.inference.zoom)."""
+        with torch.autocast(logits.device.type, enabled=False):
+            logits, teacher_logits = _at_least_float32(logits), _at_least_float32(teacher_logits)
+            total = logits.new_zeros(())
+            if self.alpha_cls > 0:
+                total = total + self.alpha_cls * self.cls(logits, labels)
+            if self.beta_dist > 0:
+                if teacher_logits is None:
+                    raise ParameterError("the distillation term needs the teacher's logits.")
+                total = total + self.beta_dist * self.dist(logits, teacher_logits)
+            return total
+
     def _terms(
         self,
         student_logits: torch.Tensor,

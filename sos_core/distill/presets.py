@@ -170,6 +170,18 @@ def _run_preset(
     )
     bar = progress_factory(student_cfg.epochs) if progress_factory else None
     student = train(student_cfg, progress=bar)
+    if "student_zoom" in preset:  # the distilled student learns its second look
+        zoom_cfg = config_from_dict(
+            {
+                **student_cfg.to_dict(),
+                "model": preset["student"]["model"],
+                "out": str(work / "student-zoom"),
+                "init_from": str(student.model_dir),
+                **preset["student_zoom"],
+            }
+        )
+        bar = progress_factory(zoom_cfg.epochs) if progress_factory else None
+        student = train(zoom_cfg, progress=bar)
     reports = {}
     for role, folder in (("teacher", teacher.model_dir), ("student", student.model_dir)):
         reports[role] = record_test_metrics(folder, data, work / f"{role}-test")

@@ -47,7 +47,14 @@ from sos_core.distill.distributed import (
 )
 from sos_core.distill.losses import DistillObjective
 from sos_core.errors import ParameterError
-from sos_core.explain.grad_cam import class_activation_map
+from sos_core.explain.grad_cam import GradCam, class_activation_map
+from sos_core.inference.zoom import (
+    ZoomSpec,
+    batchnorm_frozen,
+    combine,
+    second_look,
+    zoom_crops,
+)
 from sos_core.models.card import ModelCard
 from sos_core.models.model_file import load_model, save_model
 from sos_core.models.registry import create_model
@@ -167,6 +174,7 @@ def accumulate_gradients(
     amp_dtype: torch.dtype | None,
     scaler: torch.amp.GradScaler,
     ddp: bool,
+    zoom: ZoomCrops | None = None,
 ) -> float:
     """Backward of one batch's loss, in pieces of at most `micro_batch`; returns the loss.
 
@@ -191,19 +199,23 @@ def accumulate_gradients(
                 dtype=amp_dtype or torch.float32,
                 enabled=amp_dtype is not None,
             ):
-                logits, cams = net(xp, yp)
+                zp = zoom.piece(part) if zoom is not None else None
+                logits, cams, crop_logits = net(xp, yp, zp)
                 if objective is None:
                     loss = F.cross_entropy(logits, yp)
                 else:
+                    t_logits = _piece(teacher_logits, part, device)
                     loss = objective(
                         logits,
                         yp,
-                        teacher_logits=_piece(teacher_logits, part, device),
+                        teacher_logits=t_logits,
                         student_cam=cams,
                         teacher_cam=_piece(teacher_cams, part, device),
                         boxes=boxes[part].to(device),
                         input_size=(input_size, input_size),
                     ).total
+                    if crop_logits is not None and zp is not None:
+                        loss = loss + zp.weight * objective.label_terms(crop_logits, yp, t_logits)
             scaler.scale(loss * share).backward()
         total += float(loss.detach()) * share
     return total
@@ -329,6 +341,8 @@ def _train(
             temperature=w.temperature,
         )
 
+    zoom = zoom_spec(config, train_cases)
+
     start_epoch, best, history, stale, best_epoch = 0, None, [], 0, 0
     best_state: dict[str, torch.Tensor] | None = None
     ckpt_dir = out / "checkpoint"
@@ -360,6 +374,14 @@ def _train(
             boxes = train_data.boxes[idx]
             if is_student and config.shift > 0:
                 x, boxes = shift_whole_pixels(x, boxes, gen, config.shift)
+            crops = None
+            if zoom is not None:
+                crops = ZoomCrops(
+                    training_zoom_centres(boxes, config.crop_context, config.zoom_jitter, rng),
+                    zoom.crop_side(config.input_size),
+                    zoom.size,
+                    config.zoom_weight,
+                )
             optimizer.zero_grad(set_to_none=True)
             loss = accumulate_gradients(
                 net,
@@ -376,6 +398,7 @@ def _train(
                 amp_dtype=amp_dtype,
                 scaler=scaler,
                 ddp=ctx.enabled,
+                zoom=crops,
             )
             scaler.step(optimizer)
             scaler.update()
@@ -383,7 +406,7 @@ def _train(
         refresh_batchnorm_stats(model, x_all, config, epoch, device, channels_last)
         sync_buffers(model, ctx)
         val_x = _teacher_inputs(config, val_cases, None) if not is_student else val_data.inputs
-        val_logits = predict_logits(model, val_x, device)
+        val_logits = predict_logits(model, val_x, device, zoom)
         acc = all_reduce_mean(float((val_logits.argmax(1) == val_data.labels).float().mean()), ctx)
         nll = all_reduce_mean(float(F.cross_entropy(val_logits, val_data.labels)), ctx)
         row = {
@@ -494,21 +517,81 @@ class _TrainForward(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, labels: torch.Tensor, zoom: ZoomCrops | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         feats, logits = self.model.forward_with_features(x)
-        return logits, class_activation_map(feats, self.model.head_weight, labels)
+        cams = class_activation_map(feats, self.model.head_weight, labels)
+        if zoom is None:
+            return logits, cams, None
+        crops = zoom_crops(x, zoom.centres.to(x.device), zoom.side, zoom.size)
+        if x.is_contiguous(memory_format=torch.channels_last):
+            crops = crops.contiguous(memory_format=torch.channels_last)
+        with batchnorm_frozen(self.model):  # as at inference (sos_core.inference.zoom)
+            crop_logits = self.model(crops)
+        return logits, cams, crop_logits
+
+
+@dataclass(frozen=True, slots=True)
+class ZoomCrops:
+    """Where one batch's (or piece's) second-look crops are taken, and their loss weight."""
+
+    centres: torch.Tensor  # (N, 2) x, y in input pixels
+    side: float  # crop square side, input pixels
+    size: int
+    weight: float
+
+    def piece(self, part: torch.Tensor) -> ZoomCrops:
+        return ZoomCrops(self.centres[part], self.side, self.size, self.weight)
+
+
+def training_zoom_centres(
+    boxes: torch.Tensor, context: float, jitter: float, rng: np.random.Generator
+) -> torch.Tensor:
+    """Centres of the training crops: each box's centre shifted by up to ± `jitter` of its side.
+
+    `boxes` are the crop squares (`crop_squares`, side = box side x `context`). The shift
+    stands in for where the student's Grad-CAM peak falls at inference: 0.12-0.16 of the box
+    side from its centre (median), 0.3-0.37 (90th percentile), for the 3.0 students on test
+    cephalograms (benchmarks/zoom_probe.py).
+    """
+    side = (boxes[:, 2] - boxes[:, 0]) / context
+    centre = torch.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], 1)
+    shift = torch.from_numpy(rng.uniform(-jitter, jitter, (len(boxes), 2))).float()
+    return centre + shift * side[:, None]
+
+
+def zoom_spec(config: TrainConfig, cases: LoadedCases) -> ZoomSpec | None:
+    """The card's zoom for a student trained with the second look: the median box side."""
+    if config.kind != "student" or config.zoom_weight <= 0:
+        return None
+    b = cases.boxes
+    side = float(np.median(np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]))) / config.input_size
+    return ZoomSpec(
+        side=round(side, 5), context=config.zoom_context, size=config.zoom_size, mix=config.zoom_mix
+    )
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Eval-mode logits for a whole tensor of inputs, on the CPU, float32."""
+def predict_logits(
+    model: nn.Module, x: torch.Tensor, device: torch.device, zoom: ZoomSpec | None = None
+) -> torch.Tensor:
+    """Eval-mode logits for a whole tensor of inputs, on the CPU, float32; with `zoom`, the
+    combined logits of both readings, as inference makes them."""
     batch = prepare_for_scoring(model)
     was = model.training
     model.eval()
     try:
-        return torch.cat(
-            [model(x[i : i + batch].to(device)).float().cpu() for i in range(0, len(x), batch)]
-        )
+        out = []
+        for i in range(0, len(x), batch):
+            xb = x[i : i + batch].to(device)
+            if zoom is None:
+                out.append(model(xb).float().cpu())
+                continue
+            r = GradCam(model)(xb)
+            crop = second_look(model, xb, r.cam, zoom)
+            out.append(combine(r.logits, crop, zoom.mix).cpu())
+        return torch.cat(out)
     finally:
         model.train(was)
 
@@ -526,7 +609,10 @@ def _finish(
 
     out = Path(config.out)
     model = model.cpu()  # run_model sets the layout; save_model writes contiguous tensors
-    report = evaluate_loaded(model, config, val_cases, temperature=None, fit_temperature=True)
+    zoom = zoom_spec(config, train_cases)
+    report = evaluate_loaded(
+        model, config, val_cases, temperature=None, fit_temperature=True, zoom=zoom
+    )
     scheme = get_scheme()
     size = config.crop_size if config.kind == "teacher" else config.input_size
     card = ModelCard(
@@ -541,6 +627,7 @@ def _finish(
             "id": PREPROCESSING_ID,
             "input": "crop" if config.kind == "teacher" else "full",
             "crop_context": config.crop_context,
+            **({"zoom": zoom.to_card()} if zoom is not None else {}),
         },
         temperature=report["temperature"],
         training_data={

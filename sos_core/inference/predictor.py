@@ -1,7 +1,9 @@
 """`Predictor`: a model folder, a device, and `predict(study)` → `Prediction`.
 
 One forward pass gives the logits, the pooled features (for the unsuitable-image check) and the
-Grad-CAM of the predicted stage (closed form for the GAP + linear head, DESIGN.md). Inputs are
+Grad-CAM of the predicted stage (closed form for the GAP + linear head, DESIGN.md). A student
+whose card has a zoom adds a second, small pass on a crop around that map's peak
+(`sos_core.inference.zoom`); its logits join the first's. Inputs are
 prepared by `sos_core.preprocess`, the very function training uses.
 """
 
@@ -31,6 +33,7 @@ from sos_core.inference.study_inputs import (
     StudyInputs,
     study_inputs,
 )
+from sos_core.inference.zoom import ZoomSpec, combine, second_look
 from sos_core.models.inference_form import fold_batch_norm
 from sos_core.models.model_file import load_model
 from sos_core.preprocess import Letterbox, normalise_intensity, prepare_image
@@ -80,6 +83,8 @@ class Predictor:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.size = int(self.card.input_size[0])
         self.stats = ReviewStats.from_card(self.card.metrics.get("review"))
+        # A student trained with the second look reads each image twice (inference.zoom).
+        self.zoom = ZoomSpec.from_preprocessing(self.card.preprocessing)
         self._lock = threading.Lock()
         if warm_up:
             self._forward(np.zeros((self.size, self.size), np.float32))
@@ -99,17 +104,25 @@ class Predictor:
             x = x.contiguous(memory_format=torch.channels_last)
         with self._lock, torch.inference_mode():
             feats, logits = self.model.forward_with_features(x)
+            if self.zoom is not None:  # the second look centres on the full reading's map
+                first = self._input_map(feats, logits.argmax(dim=1), x)
+                crop_logits = second_look(self.model, x, first, self.zoom)
+                logits = combine(logits, crop_logits, self.zoom.mix)
             probs = torch.softmax(logits.float() / self.card.temperature, dim=1)
             chosen = (
                 probs.argmax(dim=1) if stage is None else torch.tensor([stage], device=x.device)
             )
-            cam = class_activation_map(feats, self.model.head_weight, chosen).float()
-            cam = F.interpolate(
-                cam[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False
-            )[:, 0]
-            cam = normalise_maps(cam)
+            cam = self._input_map(feats, chosen, x)
             pooled = feats.float().mean(dim=(2, 3))
         return probs[0].cpu().numpy(), pooled[0].cpu().numpy(), cam[0].cpu().numpy()
+
+    def _input_map(
+        self, feats: torch.Tensor, classes: torch.Tensor, x: torch.Tensor
+    ) -> torch.Tensor:
+        """[0, 1] Grad-CAM of `classes` at the input's resolution."""
+        cam = class_activation_map(feats, self.model.head_weight, classes).float()
+        cam = F.interpolate(cam[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return normalise_maps(cam[:, 0])
 
     def predict(
         self,

@@ -64,3 +64,18 @@ def test_preset_installs_teacher_and_warm_started_student_with_test_metrics(
     assert Path(config["init_from"]).parent == warmup
     assert read_card(config["init_from"]).version == "tiny-warmup"
     assert json.loads((tmp_path / "work" / "summary.json").read_text())["student"]["all"]["n"]
+
+
+def test_a_zoom_stage_fine_tunes_the_distilled_student_and_ships_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    zoomed = {**TINY, "student_zoom": {"epochs": 1, "zoom_weight": 1.0, "version": "tiny-zoom"}}
+    monkeypatch.setitem(presets.PRESETS, "tiny-zoom", zoomed)
+    installed = presets.run_preset("tiny-zoom", work=tmp_path / "work", out=tmp_path / "models")
+    card = read_card(installed["student"])
+    assert card.version == "tiny-zoom"
+    assert card.preprocessing["zoom"]["size"] == 96
+    assert set(card.metrics["test"]) == {"all", "slice", "ceph"}
+    config = json.loads((tmp_path / "work" / "student-zoom" / "config.json").read_text())
+    assert Path(config["init_from"]) == tmp_path / "work" / "student" / "model"
+    assert config["input_size"] == 128  # the rest of the student's settings carried over
