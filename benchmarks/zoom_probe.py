@@ -8,6 +8,9 @@ to its teacher on cephalograms, before any training is spent on it.
 
     python benchmarks/zoom_probe.py --data out/pv/data --pair seed0 resources/models/student \
         resources/models/teacher --pair seed1 out/pv6/shipped-seed1/models/student ...
+
+With --mixes NAME FOLDER (a student trained with the second look) it reports that student's
+accuracy with the crop reading weighted 0 (the full image alone), 0.25, ..., 1 (the crop alone).
 """
 
 from __future__ import annotations
@@ -87,6 +90,30 @@ def probe(student_dir: Path, teacher_dir: Path, data: Path, split: str, modality
     return res
 
 
+MIXES = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def mix_ablation(model_dir: Path, data: Path, split: str, modality: str) -> dict[str, float]:
+    """A zoomed student's accuracy with its crop reading weighted 0 (full image alone) .. 1."""
+    from sos_core.inference.zoom import ZoomSpec, combine, second_look
+
+    model, card = load_model(model_dir)
+    spec = ZoomSpec.from_preprocessing(card.preprocessing)
+    if spec is None:
+        raise SystemExit(f"{model_dir} has no second look in its card")
+    cases = load_cases(select(read_manifest(data), split, [modality]), card.input_size[0])
+    x = torch.from_numpy(cases.inputs).unsqueeze(1)
+    full, crop = [], []
+    cam = GradCam(model)
+    for i in range(0, len(x), 16):
+        r = cam(x[i : i + 16])
+        full.append(r.logits.float())
+        crop.append(second_look(model, x[i : i + 16], r.cam, spec).float())
+    f, c = torch.cat(full), torch.cat(crop)
+    y = torch.from_numpy(cases.labels)
+    return {f"mix {m}": float((combine(f, c, m).argmax(1) == y).float().mean()) for m in MIXES}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, required=True)
@@ -95,10 +122,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--modalities", nargs="+", default=["ceph"])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", type=Path)
+    p.add_argument(
+        "--mixes", nargs=2, action="append", metavar=("NAME", "ZOOMED_STUDENT"), default=[]
+    )
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     results = {}
-    for name, s, t in a.pair:
+    for name, folder in a.mixes:
+        for mod in a.modalities:
+            r = mix_ablation(Path(folder), a.data, a.split, mod)
+            results[f"{name} {mod} mixes"] = r
+            print(f"## {name} {mod} ({a.split}): crop reading's weight")
+            for k, v in r.items():
+                print(f"  {k:32s} {100 * v:5.1f} %")
+            sys.stdout.flush()
+    for name, s, t in a.pair or []:
         for mod in a.modalities:
             r = probe(Path(s), Path(t), a.data, a.split, mod)
             results[f"{name} {mod}"] = r

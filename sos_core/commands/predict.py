@@ -188,6 +188,14 @@ def run_info(args: argparse.Namespace) -> int:
         sys.stdout.write(
             f"model: {model['name']} {model['version']} ({model['architecture']}, input "
             f"{model['input_size'][0]} px, scheme {model['stage_scheme']})\n"
+        )
+        zoom = (model.get("preprocessing") or {}).get("zoom")
+        if zoom:  # a student with the second look (sos_core.inference.zoom)
+            sys.stdout.write(
+                f"  reads each image twice: whole, then a {zoom['size']} px zoom on the "
+                "region its map points at\n"
+            )
+        sys.stdout.write(
             f"  trained on: {model['training_data']}\n  intended use: {model['intended_use']}\n"
         )
     return EXIT_OK

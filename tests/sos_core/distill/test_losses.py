@@ -223,6 +223,21 @@ def test_objective_is_the_weighted_sum_of_its_terms() -> None:
     assert not any(v.requires_grad for v in out.terms.values())
 
 
+def test_label_terms_of_a_crop_reading_by_hand_and_golden() -> None:
+    # The second look's loss (inference.zoom): α · L_cls + β · L_dist, no map terms.
+    # logits (2, 0), label 0, teacher (2, 0) too: CE = log(1 + e⁻²), KL = 0.
+    objective = DistillObjective(alpha_cls=0.5, beta_dist=2.0, gamma_attn=3.0)
+    z = torch.tensor([[2.0, 0.0]])
+    value = objective.label_terms(z, torch.tensor([0]), z.clone())
+    assert value.item() == pytest.approx(0.5 * math.log(1 + math.exp(-2)), rel=1e-6)
+    s, t = _t("logits"), _t("teacher_logits")
+    labels = torch.tensor(GOLDEN["labels"])
+    value = objective.label_terms(s, labels, t)
+    assert value.item() == pytest.approx(0.5 * GOLDEN["cross_entropy"] + 2.0 * GOLDEN["kd_T3"])
+    with pytest.raises(ParameterError, match="teacher's logits"):
+        objective.label_terms(s, labels, None)
+
+
 def test_objective_cls_only_needs_no_teacher() -> None:
     logits = _t("logits").requires_grad_(True)
     labels = torch.tensor(GOLDEN["labels"])

@@ -108,3 +108,12 @@ def test_zoom_settings_out_of_range_or_on_a_teacher_are_refused(
         config_from_dict(
             student_config(tiny_dataset, tmp_path, tmp_path, zoom_weight=1.0, zoom_mix=1.5)
         )
+
+
+def test_sos_info_says_the_model_reads_each_image_twice(
+    zoomed_student: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sos_core.cli import main
+
+    assert main(["info", "--model", str(zoomed_student)]) == 0
+    assert "reads each image twice: whole, then a 32 px zoom" in capsys.readouterr().out
