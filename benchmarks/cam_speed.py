@@ -8,9 +8,6 @@ For each candidate architecture at its input size (batch 1, fp32, 2 threads):
 - captum:    the usual peer recipe — a forward to find the class, then captum's LayerGradCam on
              the same target layer (forward + backward), upsampled and normalised the same way.
 
-A zoomed student (sos_core.inference.zoom) is measured as it predicts: the one-pass Grad-CAM,
-then its reading of a 96 px crop at the map's peak.
-
 Also reports FLOPs (torch.utils.flop_counter), the machine's measured fp32 matmul throughput,
 the implied floor (FLOPs / throughput) and how far the forward pass is from it. Measurements
 are interleaved (forward, ours, captum, forward, ...) so load from other processes hits all
@@ -32,45 +29,22 @@ from _results import machine_line, write_section  # benchmarks/ is on sys.path a
 from torch import nn
 
 from sos_core.explain.grad_cam import GradCam, normalise_maps
-from sos_core.inference.zoom import ZoomSpec, combine, second_look
 from sos_core.models.flops import count_flops
 from sos_core.models.registry import create_model
 
 SECTION = "## Student speed: Grad-CAM vs captum"
 THREADS = 2
 
-# The second look of a zoomed student (sos_core.inference.zoom), at the shipped settings.
-ZOOM = ZoomSpec(side=0.0891, context=2.0, size=96, mix=0.5)
-
-# (label, architecture, kwargs, input size, second look or None)
-CANDIDATES: list[tuple[str, str, dict[str, object], int, ZoomSpec | None]] = [
-    ("student (width 1.0, stride 16; shipped 3.0)", "student", {}, 384, None),
-    (
-        "the same with the second look (+ a 96 px crop at the map's peak; shipped 3.1)",
-        "student",
-        {},
-        384,
-        ZOOM,
-    ),
-    ("student (the same, at 448 px; not shipped)", "student", {}, 448, None),
-    ("student (the same, at 256 px as shipped in 2.1)", "student", {}, 256, None),
-    ("student, stride 32", "student", {"output_stride": 32}, 256, None),
-    ("student, width 1.5", "student", {"width": 1.5}, 256, None),
-    ("student, width 0.75", "student", {"width": 0.75}, 256, None),
-    ("resnet-18 shape (reference)", "resnet", {}, 256, None),
+# (label, architecture, kwargs, input size)
+CANDIDATES: list[tuple[str, str, dict[str, object], int]] = [
+    ("student (shipped 3.0: width 1.0, stride 16)", "student", {}, 384),
+    ("student (the same, at 448 px; not shipped)", "student", {}, 448),
+    ("student (the same, at 256 px as shipped in 2.1)", "student", {}, 256),
+    ("student, stride 32", "student", {"output_stride": 32}, 256),
+    ("student, width 1.5", "student", {"width": 1.5}, 256),
+    ("student, width 0.75", "student", {"width": 0.75}, 256),
+    ("resnet-18 shape (reference)", "resnet", {}, 256),
 ]
-
-
-def with_second_look(model: nn.Module, zoom: ZoomSpec) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Ours for a zoomed student: the one-pass Grad-CAM, then the crop reading, combined."""
-    cam = GradCam(model)
-
-    def predict(x: torch.Tensor) -> torch.Tensor:
-        r = cam(x)
-        combine(r.logits, second_look(model, x, r.cam, zoom), zoom.mix)
-        return r.cam
-
-    return predict
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 8) -> float:
@@ -100,9 +74,7 @@ def captum_recipe(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     return explain
 
 
-def measure(
-    model: nn.Module, size: int, repeats: int, zoom: ZoomSpec | None = None
-) -> tuple[dict[str, float], float]:
+def measure(model: nn.Module, size: int, repeats: int) -> tuple[dict[str, float], float]:
     """Median ms of forward / ours / captum, median paired ratios, and the max map difference.
 
     Each round runs the three back to back; a ratio is taken within a round (so both sides saw
@@ -110,8 +82,7 @@ def measure(
     processes far better than a ratio of separate medians.
     """
     x = torch.rand(1, 1, size, size)
-    cam = GradCam(model)
-    ours = (lambda x: cam(x).cam) if zoom is None else with_second_look(model, zoom)
+    ours = GradCam(model)
     theirs = captum_recipe(model)
 
     def forward() -> None:
@@ -132,7 +103,7 @@ def measure(
             start = time.perf_counter()
             fn()
             times[key].append(time.perf_counter() - start)
-    diff = float((ours(x) - theirs(x)).abs().max())
+    diff = float((ours(x).cam - theirs(x)).abs().max())
     out = {k: statistics.median(v) * 1e3 for k, v in times.items()}
     rounds = list(zip(times["forward"], times["ours"], times["captum"], strict=True))
     out["ours/forward"] = statistics.median(o / f for f, o, _ in rounds)
@@ -145,13 +116,11 @@ def run(repeats: int) -> str:
     torch.manual_seed(0)
     gflops = matmul_gflops()
     results = []
-    for label, arch, kwargs, size, zoom in CANDIDATES:
+    for label, arch, kwargs, size in CANDIDATES:
         model = create_model(arch, **kwargs).eval()
         flops = count_flops(model, (1, 1, size, size))
-        if zoom is not None:
-            flops += count_flops(model, (1, 1, zoom.size, zoom.size))
         params = sum(p.numel() for p in model.parameters())
-        results.append((label, size, flops, params, *measure(model, size, repeats, zoom)))
+        results.append((label, size, flops, params, *measure(model, size, repeats)))
     gflops = max(gflops, matmul_gflops())  # best of before and after: load only slows it
     rows = []
     for label, size, flops, params, m, diff in results:
@@ -187,12 +156,8 @@ def run(repeats: int) -> str:
         "upsampling and the same normalisation; *max map diff* is the largest difference "
         "between the two maps (they are the same Grad-CAM). *floor* = FLOPs / matmul "
         "throughput: the time if every FLOP ran at big-matmul speed; small depthwise layers "
-        "are memory-bound and sit far above it. The second-look row is the shipped student's "
-        "whole prediction (sos_core.inference.zoom): *ours* there adds the crop's reading and "
-        "the combined logits, GFLOP and floor count both passes, and *forward* is the full "
-        "image's pass alone, as for the other rows; captum's recipe explains the full image "
-        "once. Accuracy per candidate comes with the distillation benchmark once trained on "
-        "the phantom.",
+        "are memory-bound and sit far above it. Accuracy per candidate comes with the "
+        "distillation benchmark once trained on the phantom.",
         "",
     ]
     return "\n".join(lines)

@@ -117,17 +117,6 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
         }
         for s in (0, 1, 2)
     },
-    # Its control: the same 4 epochs of fine-tuning without the second look. Does the gain come
-    # from the zoom, or from 4 more epochs at a low learning rate?
-    **{
-        f"shipped-finetune{'' if s == 0 else f'-seed{s}'}": {
-            "teacher": {"seed": s},
-            "student_warmup": {"seed": s},
-            "student": {"seed": s},
-            "student_zoom": {**ZOOM, "zoom_weight": 0.0, "seed": s, "version": "student-ft"},
-        }
-        for s in (0, 1, 2)
-    },
 }
 
 

@@ -11,6 +11,8 @@ to its teacher on cephalograms, before any training is spent on it.
 
 With --mixes NAME FOLDER (a student trained with the second look) it reports that student's
 accuracy with the crop reading weighted 0 (the full image alone), 0.25, ..., 1 (the crop alone).
+With --centring NAME FOLDER TEACHER, its crop reading and the teacher's with the crop centred on
+the true box, on the map's peak, or on the centroid of the map above half its maximum.
 """
 
 from __future__ import annotations
@@ -114,6 +116,66 @@ def mix_ablation(model_dir: Path, data: Path, split: str, modality: str) -> dict
     return {f"mix {m}": float((combine(f, c, m).argmax(1) == y).float().mean()) for m in MIXES}
 
 
+def centring(model_dir: Path, teacher_dir: Path, data: Path, split: str, modality: str) -> dict:
+    """A zoomed student's crop reading (and the teacher's) with the crop centred on the true
+    box, on the student's map peak, or on the centroid of the map above half its maximum."""
+    from sos_core.inference.zoom import (
+        ZoomSpec,
+        batchnorm_frozen,
+        combine,
+        peak_centres,
+        zoom_crops,
+    )
+
+    model, card = load_model(model_dir)
+    teacher, t_card = load_model(teacher_dir)
+    spec = ZoomSpec.from_preprocessing(card.preprocessing)
+    if spec is None:
+        raise SystemExit(f"{model_dir} has no second look in its card")
+    cases = load_cases(select(read_manifest(data), split, [modality]), card.input_size[0])
+    y, b = cases.labels, cases.boxes
+    x = torch.from_numpy(cases.inputs).unsqueeze(1)
+    true = torch.from_numpy(np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2], 1))
+    side = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
+    full, cams = logits_and_cams(model, cases.inputs)
+    maps = torch.from_numpy(cams)
+    weight = (maps - 0.5).clamp_min(0)
+    ys, xs = torch.meshgrid(
+        torch.arange(maps.shape[1]) + 0.5, torch.arange(maps.shape[2]) + 0.5, indexing="ij"
+    )
+    mass = weight.sum((1, 2))
+    centroid = torch.stack([(weight * xs).sum((1, 2)) / mass, (weight * ys).sum((1, 2)) / mass], 1)
+    out: dict[str, float] = {}
+    for name, centres in (
+        ("true box", true),
+        ("map peak", peak_centres(maps)),
+        ("centroid", centroid),
+    ):
+        offset = np.abs((centres - true).numpy()) / side[:, None]
+        with torch.no_grad(), batchnorm_frozen(model):
+            crop = model(zoom_crops(x, centres.float(), spec.crop_side(x.shape[-1]), spec.size))
+        boxes = []
+        pairs = zip(centres.numpy(), cases.letterboxes, cases.native_boxes, strict=True)
+        for (cx, cy), lb, nb in pairs:
+            px, py, _, _ = lb.box_to_image((cx, cy, cx, cy))
+            s = max(nb[2] - nb[0], nb[3] - nb[1])
+            boxes.append([px - s / 2, py - s / 2, px + s / 2, py + s / 2])
+        t_crops = crop_batch(
+            cases.natives,
+            np.asarray(boxes, np.float32),
+            t_card.input_size[0],
+            context=float(t_card.preprocessing.get("crop_context", 1.5)),
+        )
+        t_logits = logits_and_cams(teacher, t_crops)[0]
+        both = combine(torch.from_numpy(full), crop, spec.mix)
+        out[f"{name}: offset / box side, median"] = float(np.median(offset))
+        out[f"{name}: offset / box side, 90th percentile"] = float(np.percentile(offset, 90))
+        out[f"{name}: student's crop reading"] = float((crop.argmax(1).numpy() == y).mean())
+        out[f"{name}: student, both readings"] = float((both.argmax(1).numpy() == y).mean())
+        out[f"{name}: teacher"] = float((t_logits.argmax(1) == y).mean())
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, required=True)
@@ -125,9 +187,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--mixes", nargs=2, action="append", metavar=("NAME", "ZOOMED_STUDENT"), default=[]
     )
+    p.add_argument(
+        "--centring",
+        nargs=3,
+        action="append",
+        metavar=("NAME", "ZOOMED_STUDENT", "TEACHER"),
+        default=[],
+    )
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     results = {}
+    for name, folder, teacher in a.centring:
+        for mod in a.modalities:
+            r = centring(Path(folder), Path(teacher), a.data, a.split, mod)
+            results[f"{name} {mod} centring"] = r
+            print(f"## {name} {mod} ({a.split}): where the crop is centred")
+            for k, v in r.items():
+                print(f"  {k:52s} {v:.3f}" if "offset" in k else f"  {k:52s} {100 * v:5.1f} %")
+            sys.stdout.flush()
     for name, folder in a.mixes:
         for mod in a.modalities:
             r = mix_ablation(Path(folder), a.data, a.split, mod)

@@ -1,0 +1,233 @@
+"""Students against their teachers on a large fresh phantom set: how big is the gap, precisely?
+
+The preset's test split has 150 cases per modality, so one accuracy carries about ±3 points of
+sampling error (95 %: ±5.7) and a 5-point gap between student and teacher is only a rough figure.
+This scores trained models on every case of a freshly generated phantom dataset (another seed,
+so no case was seen in training or model selection), per modality, and reports for each seed:
+
+- the teacher on crops of the true box (the issue's reference), and at the student's own
+  Grad-CAM peak (the teacher reading where the student looks, the crop a detector-free
+  pipeline could give it);
+- each student on the full image (with its second look if its card has one);
+- the student-minus-teacher gap with a 95 % interval from the paired per-case differences.
+
+    python benchmarks/fresh_test.py --data out/fresh7777 \
+        --teacher 0=out/preset5/teacher/model --teacher 1=... \
+        --student "full method=0=out/preset5/student/model" --student ... [--write --note "..."]
+    python benchmarks/fresh_test.py --from-json SCORES.json --write --note "..."   # re-render
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sos_core.distill.dataset import (  # noqa: E402
+    LoadedCases,
+    crop_batch,
+    load_cases,
+    read_manifest,
+)
+from sos_core.distill.evaluation import run_model  # noqa: E402
+from sos_core.inference.zoom import ZoomSpec  # noqa: E402
+from sos_core.models.model_file import load_model  # noqa: E402
+
+TITLE = "Distillation: the student-teacher gap on a fresh phantom set (CPU)"
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson interval of a proportion k / n."""
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def paired_gap(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Mean of a - b (per-case 0/1 correctness) and its standard error."""
+    d = a.astype(float) - b.astype(float)
+    return float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d)))
+
+
+def student_correct(folder: Path, cases: LoadedCases) -> tuple[np.ndarray, np.ndarray]:
+    """Per-case correctness of a student on full images, and its predicted-class maps."""
+    model, card = load_model(folder)
+    x = torch.from_numpy(cases.inputs).unsqueeze(1)
+    logits, cams = run_model(model, x, ZoomSpec.from_preprocessing(card.preprocessing))
+    return logits.argmax(1) == cases.labels, cams
+
+
+def teacher_correct(folder: Path, cases: LoadedCases, centres: np.ndarray | None) -> np.ndarray:
+    """Per-case correctness of a teacher on crops: of the true box, or of a box of the true
+    box's size centred on `centres` (input pixels, e.g. the student's map peaks)."""
+    model, card = load_model(folder)
+    boxes = cases.native_boxes.copy()
+    if centres is not None:
+        for i, ((cx, cy), lb) in enumerate(zip(centres, cases.letterboxes, strict=True)):
+            x, y, _, _ = lb.box_to_image((cx, cy, cx, cy))
+            w, h = boxes[i, 2] - boxes[i, 0], boxes[i, 3] - boxes[i, 1]
+            boxes[i] = (x - w / 2, y - h / 2, x + w / 2, y + h / 2)
+    ctx = float(card.preprocessing.get("crop_context", 1.5))
+    crops = torch.from_numpy(crop_batch(cases.natives, boxes, card.input_size[0], context=ctx))
+    logits, _ = run_model(model, crops.unsqueeze(1))
+    return logits.argmax(1) == cases.labels
+
+
+def peaks(cams: np.ndarray) -> np.ndarray:
+    n, h, w = cams.shape
+    flat = cams.reshape(n, -1).argmax(1)
+    return np.stack([flat % w + 0.5, flat // w + 0.5], 1)
+
+
+def _pct(k: int, n: int) -> str:
+    lo, hi = wilson(k, n)
+    return f"{100 * k / n:.1f} ({100 * lo:.1f}-{100 * hi:.1f})"
+
+
+def _gap(g: tuple[float, float]) -> str:
+    m, se = g
+    return f"{100 * m:+.1f} ± {196 * se:.1f}"
+
+
+def score(
+    data: Path, teachers: dict[str, Path], students: list[tuple[str, str, Path]], size: int
+) -> dict[str, Any]:
+    records = read_manifest(data)
+    out: dict[str, Any] = {}
+    for modality in ("slice", "ceph"):
+        cases = load_cases([r for r in records if r.modality == modality], size)
+        n = len(cases)
+        rows: dict[str, Any] = {"n": n, "teachers": {}, "students": []}
+        maps: dict[str, np.ndarray] = {}
+        for name, seed, folder in students:
+            ok, cams = student_correct(folder, cases)
+            rows["students"].append({"name": name, "seed": seed, "correct": ok})
+            if name == students[0][0]:
+                maps[seed] = cams  # the first student named per seed gives the peaks
+        for seed, folder in teachers.items():
+            rows["teachers"][seed] = {
+                "true": teacher_correct(folder, cases, None),
+                "peak": teacher_correct(folder, cases, peaks(maps[seed])) if seed in maps else None,
+            }
+        out[modality] = rows
+        print(f"{modality}: {n} cases scored", flush=True)
+    return out
+
+
+def _row(name: str, correct: dict[str, np.ndarray], truth: dict[str, np.ndarray]) -> str:
+    """Accuracy per seed with its interval, the mean, and the paired gap to `truth` (teachers)."""
+    seeds = list(truth)
+    n = len(next(iter(truth.values())))
+    cells = [name] + [_pct(int(correct[s].sum()), n) for s in seeds]
+    cells.append(f"{100 * np.mean([correct[s].mean() for s in seeds]):.1f}")
+    gaps = [paired_gap(correct[s], truth[s]) for s in seeds]
+    mean = float(np.mean([g[0] for g in gaps]))
+    se = math.sqrt(sum(g[1] ** 2 for g in gaps)) / len(gaps)
+    cells.append(f"{_gap((mean, se))} (per seed {', '.join(_gap(g) for g in gaps)})")
+    return "| " + " | ".join(cells) + " |"
+
+
+def render(results: dict[str, Any], note: str, reading: str = "") -> str:
+    parts = [note.strip()] if note.strip() else []
+    for modality, label in (("slice", "Mid-sagittal slices"), ("ceph", "Cephalograms")):
+        rows = results[modality]
+        n = rows["n"]
+        seeds = list(rows["teachers"])
+        head = "| model | " + " | ".join(f"seed {s} % (95 % CI)" for s in seeds)
+        head += " | mean % | minus teacher on true crops, mean ± 95 % |"
+        lines = [f"**{label}** ({n} cases)", "", head, "|" + " --- |" * (len(seeds) + 3)]
+
+        truth = {s: rows["teachers"][s]["true"] for s in seeds}
+        lines.append(_row("teacher on crops of the true box", truth, truth))
+        if all(rows["teachers"][s]["peak"] is not None for s in seeds):
+            peak = {s: rows["teachers"][s]["peak"] for s in seeds}
+            lines.append(_row("teacher on crops at the student's Grad-CAM peak", peak, truth))
+        names = list(dict.fromkeys(st["name"] for st in rows["students"]))
+        for name in names:
+            correct = {st["seed"]: st["correct"] for st in rows["students"] if st["name"] == name}
+            if set(correct) == set(seeds):
+                lines.append(_row(name, correct, truth))
+        parts.append("\n".join(lines))
+    if reading.strip():
+        parts.append(reading.strip())
+    return "\n\n".join(parts)
+
+
+def from_plain(data: dict[str, Any]) -> dict[str, Any]:
+    """Scores as saved by --json (0/1 lists) back into boolean arrays."""
+
+    def arr(v: list[int] | None) -> np.ndarray | None:
+        return None if v is None else np.asarray(v, dtype=bool)
+
+    for rows in data.values():
+        for t in rows["teachers"].values():
+            t["true"], t["peak"] = arr(t["true"]), arr(t["peak"])
+        for st in rows["students"]:
+            st["correct"] = arr(st["correct"])
+    return data
+
+
+def _pairs(values: list[str]) -> list[tuple[str, ...]]:
+    return [tuple(v.split("=")) for v in values]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path)
+    ap.add_argument("--teacher", action="append", metavar="SEED=FOLDER")
+    ap.add_argument("--student", action="append", metavar="NAME=SEED=FOLDER")
+    ap.add_argument("--input-size", type=int, default=384)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--note", default="")
+    ap.add_argument("--reading", type=Path, help="a hand-written reading to put under the tables")
+    ap.add_argument("--json", type=Path, help="also write the per-case correctness here")
+    ap.add_argument("--write", action="store_true", help=f"replace RESULTS.md's '{TITLE}'")
+    ap.add_argument("--from-json", type=Path, help="render saved --json scores; score nothing")
+    args = ap.parse_args()
+    if args.from_json:
+        results = from_plain(json.loads(args.from_json.read_text()))
+        body = render(results, args.note, args.reading.read_text() if args.reading else "")
+        print(body)
+        if args.write:
+            from benchmarks._results import write_section
+
+            write_section(TITLE, body)
+        return
+    if not (args.data and args.teacher and args.student):
+        ap.error("--data, --teacher and --student are needed unless --from-json is given")
+    torch.set_num_threads(args.threads)
+    teachers = {seed: Path(folder) for seed, folder in _pairs(args.teacher)}
+    students = [(name, seed, Path(folder)) for name, seed, folder in _pairs(args.student)]
+    results = score(args.data, teachers, students, args.input_size)
+    if args.json:
+
+        def plain(v: Any) -> Any:
+            if isinstance(v, np.ndarray):
+                return v.astype(int).tolist()
+            if isinstance(v, dict):
+                return {k: plain(x) for k, x in v.items()}
+            if isinstance(v, list):
+                return [plain(x) for x in v]
+            return v
+
+        args.json.write_text(json.dumps(plain(results)))
+    body = render(results, args.note, args.reading.read_text() if args.reading else "")
+    print(body)
+    if args.write:
+        from benchmarks._results import write_section
+
+        write_section(TITLE, body)
+
+
+if __name__ == "__main__":
+    main()
