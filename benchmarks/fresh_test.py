@@ -177,6 +177,40 @@ def from_plain(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def breakdown(results: dict[str, Any], data: Path) -> str:
+    """Where the gap lies: teacher (true crops) and the first student row, mean over seeds, by
+    stage and by thirds of the SOS box's size in the image."""
+    records = read_manifest(data)
+    parts = []
+    for modality, label in (("slice", "slices"), ("ceph", "cephalograms")):
+        rows = results[modality]
+        recs = [r for r in records if r.modality == modality]
+        seeds = list(rows["teachers"])
+        first = rows["students"][0]["name"]
+        teacher = np.mean([rows["teachers"][s]["true"] for s in seeds], axis=0)
+        student = np.mean([st["correct"] for st in rows["students"] if st["name"] == first], axis=0)
+        stage = np.array([r.stage for r in recs])
+        side = np.array([max(r.box[2] - r.box[0], r.box[3] - r.box[1]) for r in recs])
+        cuts = np.quantile(side, [1 / 3, 2 / 3])
+        third = np.digitize(side, cuts)
+        groups = [(f"stage {k}", stage == k) for k in range(int(stage.max()) + 1)]
+        groups += [
+            (f"box side {side[third == k].min():.1f}-{side[third == k].max():.1f} px", third == k)
+            for k in range(3)
+        ]
+        lines = [
+            f"Where the gap lies on {label} ({first}, mean over seeds):",
+            "",
+            "| cases | n | teacher on true crops % | student % | student minus teacher |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
+        for name, m in groups:
+            t, st = 100 * teacher[m].mean(), 100 * student[m].mean()
+            lines.append(f"| {name} | {int(m.sum())} | {t:.1f} | {st:.1f} | {st - t:+.1f} |")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
 def _pairs(values: list[str]) -> list[tuple[str, ...]]:
     return [tuple(v.split("=")) for v in values]
 
@@ -196,7 +230,11 @@ def main() -> None:
     args = ap.parse_args()
     if args.from_json:
         results = from_plain(json.loads(args.from_json.read_text()))
-        body = render(results, args.note, args.reading.read_text() if args.reading else "")
+        body = render(results, args.note)
+        if args.data:  # the dataset's manifest gives stages and box sizes
+            body += "\n\n" + breakdown(results, args.data)
+        if args.reading:
+            body += "\n\n" + args.reading.read_text().strip()
         print(body)
         if args.write:
             from benchmarks._results import write_section
