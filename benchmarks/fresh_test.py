@@ -23,6 +23,7 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +60,13 @@ def paired_gap(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d)))
 
 
-def student_correct(folder: Path, cases: LoadedCases) -> tuple[np.ndarray, np.ndarray]:
-    """Per-case correctness of a student on full images, and its predicted-class maps."""
+def student_correct(
+    folder: Path, cases_at: Callable[[int], LoadedCases]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-case correctness of a student on full images at its own input size, and its
+    predicted-class maps."""
     model, card = load_model(folder)
+    cases = cases_at(card.input_size[0])
     x = torch.from_numpy(cases.inputs).unsqueeze(1)
     logits, cams = run_model(model, x, ZoomSpec.from_preprocessing(card.preprocessing))
     return logits.argmax(1) == cases.labels, cams
@@ -105,12 +110,20 @@ def score(
     records = read_manifest(data)
     out: dict[str, Any] = {}
     for modality in ("slice", "ceph"):
-        cases = load_cases([r for r in records if r.modality == modality], size)
+        chosen = [r for r in records if r.modality == modality]
+        loaded: dict[int, LoadedCases] = {}
+
+        def cases_at(s: int, chosen: list = chosen, loaded: dict = loaded) -> LoadedCases:
+            if s not in loaded:
+                loaded[s] = load_cases(chosen, s)
+            return loaded[s]
+
+        cases = cases_at(size)  # the peaks' frame: the first student's size must be `size`
         n = len(cases)
         rows: dict[str, Any] = {"n": n, "teachers": {}, "students": []}
         maps: dict[str, np.ndarray] = {}
         for name, seed, folder in students:
-            ok, cams = student_correct(folder, cases)
+            ok, cams = student_correct(folder, cases_at)
             rows["students"].append({"name": name, "seed": seed, "correct": ok})
             if name == students[0][0]:
                 maps[seed] = cams  # the first student named per seed gives the peaks

@@ -89,10 +89,13 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     # The student at 448 px: the box at about the scale of the teacher's crop (and of the warm-up's
     # 64 px crops at context 1.5). Seed 0's teacher and warm-up can be copied in, as above.
     "shipped-448": {"student": {"input_size": 448}},
-    "shipped-448-seed1": {
-        "teacher": {"seed": 1},
-        "student_warmup": {"seed": 1},
-        "student": {"seed": 1, "input_size": 448},
+    **{
+        f"shipped-448-seed{s}": {
+            "teacher": {"seed": s},
+            "student_warmup": {"seed": s},
+            "student": {"seed": s, "input_size": 448},
+        }
+        for s in (1, 2)
     },
     # L_cls + L_dist (no attention terms): the paper's middle row, from the same teachers and
     # warm-ups as the rows above (copied in), 12 epochs as for L_cls only.

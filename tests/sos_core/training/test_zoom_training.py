@@ -11,7 +11,7 @@ import torch
 
 from sos_core.distill.config import config_from_dict
 from sos_core.distill.dataset import load_cases, read_manifest, select
-from sos_core.distill.evaluation import evaluate_model_dir
+from sos_core.distill.evaluation import run_model
 from sos_core.distill.training import (
     ZoomCrops,
     _TrainForward,
@@ -49,13 +49,23 @@ def test_the_card_carries_the_zoom_with_the_median_box_side(zoomed_student: Path
 def test_predictor_and_evaluation_read_each_image_the_same_two_ways(
     zoomed_student: Path, tiny_dataset: Path
 ) -> None:
-    report, card = evaluate_model_dir(zoomed_student, tiny_dataset, split="test")
+    model, card = load_model(zoomed_student)
     predictor = Predictor(zoomed_student, "cpu", warm_up=False)
     assert predictor.zoom is not None
     records = select(read_manifest(tiny_dataset), "test")
-    stages = [predictor.predict(open_study(r.path)).stage for r in records]
-    accuracy = np.mean([s == r.stage for s, r in zip(stages, records, strict=True)])
-    assert report["metrics"]["accuracy"] == pytest.approx(accuracy)
+    x = torch.from_numpy(load_cases(records, SIZE).inputs).unsqueeze(1)
+    logits, cams = run_model(model, x, predictor.zoom)  # what `sos evaluate` scores
+    expected = torch.softmax(torch.from_numpy(logits) / card.temperature, dim=1).numpy()
+    got = np.array([predictor.predict(open_study(r.path)).probabilities for r in records])
+    # The Predictor folds BatchNorm, so its maps differ from these by float rounding (1e-7).
+    # Upsampled 16x, a map's peak is often two equal pixels; rounding may then pick the other,
+    # and the crop moves by one pixel. Unambiguous peaks must agree exactly, the rest closely.
+    top2 = np.sort(cams.reshape(len(cams), -1), axis=1)[:, -2:]
+    clear = top2[:, 1] - top2[:, 0] > 1e-5
+    diff = np.abs(got - expected).max(axis=1)
+    assert clear.sum() >= 2
+    assert diff[clear].max() < 1e-4
+    assert diff.max() < 0.05
     # and the second look changes the probabilities against the full image's alone
     model, _ = load_model(zoomed_student)
     x = torch.from_numpy(load_cases(records[:1], SIZE).inputs).unsqueeze(1)
