@@ -59,13 +59,18 @@ def table(full: Runs, cls_only: Runs, cls_dist: Runs | None = None) -> str:
         ("student, L_cls + L_dist (same teacher and warm-up)", cls_dist, "student"),
         ("student, L_cls only (same teacher and warm-up)", cls_only, "student"),
     ]
-    rows = [row for row in rows if row[1]]  # L_cls + L_dist is optional
+    return accuracy_table([row for row in rows if row[1]])  # L_cls + L_dist is optional
+
+
+def accuracy_table(rows: list[tuple[str, Runs | None, str]]) -> str:
+    """One line per (name, runs, role): accuracy per modality, QWK, ECE, pointing game."""
     head = (
         "| model | seeds | slices % | cephalograms % | both % | QWK | ECE | pointing game % |\n"
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     )
     lines = [head]
     for name, runs, role in rows:
+        assert runs is not None
         cells = [name, str(len(runs))]
         cells += [_pm([_acc(s, role, m) for s in runs]) for m in MODALITIES]
         whole = [s[role]["all"] for s in runs]

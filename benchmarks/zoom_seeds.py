@@ -2,8 +2,9 @@
 
 Reads test summaries (a preset's summary.json or a preset variant's result.json) for, per seed:
 the full-method 3.0 student (its teacher comes from the same file), the student fine-tuned with
-the second look (`shipped-zoom*`), optionally the same fine-tuning without it (`shipped-finetune*`,
-the control) and the L_cls-only student (for the issue's "10 points above" target). Renders one
+the second look (`shipped-zoom*`), optionally the same fine-tuning without it (a control, not run
+so far: a `student_zoom` stage with zoom_weight 0) and the L_cls-only student (for the issue's
+"10 points above" target). Renders one
 table (mean ± population sd), one row per seed and the issue's targets for the shipped student.
 
     python benchmarks/zoom_seeds.py \
@@ -11,7 +12,6 @@ table (mean ± population sd), one row per seed and the issue's targets for the 
             out/pv7/shipped-seed2/result.json \
         --zoom out/pv9/shipped-zoom/result.json out/pv9/shipped-zoom-seed1/result.json \
             out/pv9/shipped-zoom-seed2/result.json \
-        --control out/pv9/shipped-finetune/result.json ... \
         --cls-only out/pv6/shipped-cls-only/result.json ... --note "..." [--write]
 """
 
@@ -26,28 +26,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.shipped_seeds import _acc, _pm, load_summary  # noqa: E402
+from benchmarks.shipped_seeds import _acc, accuracy_table, load_summary  # noqa: E402
 
 TITLE = "Distillation: the student's second look over three seeds (CPU)"
-MODALITIES = ("slice", "ceph", "all")
 Runs = list[dict[str, Any]]
-
-
-def table(rows: list[tuple[str, Runs, str]]) -> str:
-    head = (
-        "| model | seeds | slices % | cephalograms % | both % | QWK | ECE | pointing game % |\n"
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-    )
-    lines = [head]
-    for name, runs, role in rows:
-        cells = [name, str(len(runs))]
-        cells += [_pm([_acc(s, role, m) for s in runs]) for m in MODALITIES]
-        whole = [s[role]["all"] for s in runs]
-        cells.append(_pm([w["kappa_quadratic"] for w in whole], 1.0, 3))
-        cells.append(_pm([w["ece"] for w in whole], 1.0, 3))
-        cells.append(_pm([w["pointing_game"] for w in whole], 100.0, 1))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def per_seed(rows: list[tuple[str, Runs, str]]) -> str:
@@ -116,7 +98,7 @@ def render(
         part
         for part in (
             note.strip(),
-            table(rows),
+            accuracy_table(rows),
             "Per seed, accuracy on the test split (150 cases per modality):",
             per_seed(rows),
             "The issue's targets for the student with the second look, seed by seed "
