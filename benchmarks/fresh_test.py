@@ -238,8 +238,9 @@ def main() -> None:
     ap.add_argument("--note", default="")
     ap.add_argument("--reading", type=Path, help="a hand-written reading to put under the tables")
     ap.add_argument("--json", type=Path, help="also write the per-case correctness here")
-    ap.add_argument("--write", action="store_true", help=f"replace RESULTS.md's '{TITLE}'")
+    ap.add_argument("--write", action="store_true", help="replace RESULTS.md's --title section")
     ap.add_argument("--from-json", type=Path, help="render saved --json scores; score nothing")
+    ap.add_argument("--title", default=TITLE, help="the RESULTS.md section to write")
     args = ap.parse_args()
     if args.from_json:
         results = from_plain(json.loads(args.from_json.read_text()))
@@ -252,7 +253,7 @@ def main() -> None:
         if args.write:
             from benchmarks._results import write_section
 
-            write_section(TITLE, body)
+            write_section(args.title, body)
         return
     if not (args.data and args.teacher and args.student):
         ap.error("--data, --teacher and --student are needed unless --from-json is given")
@@ -277,7 +278,7 @@ def main() -> None:
     if args.write:
         from benchmarks._results import write_section
 
-        write_section(TITLE, body)
+        write_section(args.title, body)
 
 
 if __name__ == "__main__":
