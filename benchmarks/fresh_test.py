@@ -224,6 +224,18 @@ def breakdown(results: dict[str, Any], data: Path) -> str:
     return "\n\n".join(parts)
 
 
+def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Scores of the same dataset from several runs (e.g. one seed each) as one."""
+    out = parts[0]
+    for part in parts[1:]:
+        for modality, rows in part.items():
+            if rows["n"] != out[modality]["n"]:
+                raise SystemExit("the score files are of different datasets")
+            out[modality]["teachers"].update(rows["teachers"])
+            out[modality]["students"].extend(rows["students"])
+    return out
+
+
 def _pairs(values: list[str]) -> list[tuple[str, ...]]:
     return [tuple(v.split("=")) for v in values]
 
@@ -239,11 +251,16 @@ def main() -> None:
     ap.add_argument("--reading", type=Path, help="a hand-written reading to put under the tables")
     ap.add_argument("--json", type=Path, help="also write the per-case correctness here")
     ap.add_argument("--write", action="store_true", help="replace RESULTS.md's --title section")
-    ap.add_argument("--from-json", type=Path, help="render saved --json scores; score nothing")
+    ap.add_argument(
+        "--from-json",
+        type=Path,
+        nargs="+",
+        help="render saved --json scores (several: their seeds merged); score nothing",
+    )
     ap.add_argument("--title", default=TITLE, help="the RESULTS.md section to write")
     args = ap.parse_args()
     if args.from_json:
-        results = from_plain(json.loads(args.from_json.read_text()))
+        results = merge([from_plain(json.loads(p.read_text())) for p in args.from_json])
         body = render(results, args.note)
         if args.data:  # the dataset's manifest gives stages and box sizes
             body += "\n\n" + breakdown(results, args.data)
