@@ -40,7 +40,7 @@ from sos_core.distill.dataset import (  # noqa: E402
     read_manifest,
 )
 from sos_core.distill.evaluation import run_model  # noqa: E402
-from sos_core.inference.zoom import ZoomSpec  # noqa: E402
+from sos_core.inference.zoom import ZoomSpec, peak_centres  # noqa: E402
 from sos_core.models.model_file import load_model  # noqa: E402
 
 TITLE = "Distillation: the student-teacher gap on a fresh phantom set (CPU)"
@@ -88,12 +88,6 @@ def teacher_correct(folder: Path, cases: LoadedCases, centres: np.ndarray | None
     return logits.argmax(1) == cases.labels
 
 
-def peaks(cams: np.ndarray) -> np.ndarray:
-    n, h, w = cams.shape
-    flat = cams.reshape(n, -1).argmax(1)
-    return np.stack([flat % w + 0.5, flat // w + 0.5], 1)
-
-
 def _pct(k: int, n: int) -> str:
     lo, hi = wilson(k, n)
     return f"{100 * k / n:.1f} ({100 * lo:.1f}-{100 * hi:.1f})"
@@ -128,10 +122,11 @@ def score(
             if name == students[0][0]:
                 maps[seed] = cams  # the first student named per seed gives the peaks
         for seed, folder in teachers.items():
-            rows["teachers"][seed] = {
-                "true": teacher_correct(folder, cases, None),
-                "peak": teacher_correct(folder, cases, peaks(maps[seed])) if seed in maps else None,
-            }
+            peak = None
+            if seed in maps:
+                centres = peak_centres(torch.from_numpy(maps[seed])).numpy()
+                peak = teacher_correct(folder, cases, centres)
+            rows["teachers"][seed] = {"true": teacher_correct(folder, cases, None), "peak": peak}
         out[modality] = rows
         print(f"{modality}: {n} cases scored", flush=True)
     return out

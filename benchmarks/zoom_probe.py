@@ -47,10 +47,12 @@ def logits_and_cams(model, x: np.ndarray, batch: int = 16) -> tuple[np.ndarray, 
 
 def peak_boxes(cases, cams: np.ndarray, side: float) -> np.ndarray:
     """Native-pixel boxes of side `side` centred on each map's peak."""
+    from sos_core.inference.zoom import peak_centres
+
     out = []
-    for lb, m in zip(cases.letterboxes, cams, strict=True):
-        y, x = np.unravel_index(int(np.argmax(m)), m.shape)
-        cx, cy, _, _ = lb.box_to_image((x + 0.5, y + 0.5, x + 0.5, y + 0.5))
+    centres = peak_centres(torch.from_numpy(cams)).tolist()
+    for lb, (x, y) in zip(cases.letterboxes, centres, strict=True):
+        cx, cy, _, _ = lb.box_to_image((x, y, x, y))
         out.append([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2])
     return np.asarray(out, np.float32)
 

@@ -48,13 +48,7 @@ from sos_core.distill.distributed import (
 from sos_core.distill.losses import DistillObjective
 from sos_core.errors import ParameterError
 from sos_core.explain.grad_cam import GradCam, class_activation_map
-from sos_core.inference.zoom import (
-    ZoomSpec,
-    batchnorm_frozen,
-    combine,
-    second_look,
-    zoom_crops,
-)
+from sos_core.inference.zoom import ZoomSpec, combine, crop_reading, second_look
 from sos_core.models.card import ModelCard
 from sos_core.models.model_file import load_model, save_model
 from sos_core.models.registry import create_model
@@ -524,11 +518,8 @@ class _TrainForward(nn.Module):
         cams = class_activation_map(feats, self.model.head_weight, labels)
         if zoom is None:
             return logits, cams, None
-        crops = zoom_crops(x, zoom.centres.to(x.device), zoom.side, zoom.size)
-        if x.is_contiguous(memory_format=torch.channels_last):
-            crops = crops.contiguous(memory_format=torch.channels_last)
-        with batchnorm_frozen(self.model):  # as at inference (sos_core.inference.zoom)
-            crop_logits = self.model(crops)
+        # BatchNorm on running statistics, as at inference (sos_core.inference.zoom)
+        crop_logits = crop_reading(self.model, x, zoom.centres.to(x.device), zoom.side, zoom.size)
         return logits, cams, crop_logits
 
 
@@ -707,8 +698,6 @@ def _review_section(
 @torch.no_grad()
 def predicted_class_maps(model: nn.Module, x: torch.Tensor) -> np.ndarray:
     """Input-resolution [0, 1] Grad-CAM maps of the predicted class, as the Predictor makes."""
-    from sos_core.explain import GradCam
-
     batch = prepare_for_scoring(model)
     model.eval()
     cam = GradCam(model)

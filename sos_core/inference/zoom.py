@@ -122,13 +122,21 @@ def combine(full_logits: torch.Tensor, crop_logits: torch.Tensor, mix: float) ->
     return (1 - mix) * full_logits.float() + mix * crop_logits.float()
 
 
+def crop_reading(
+    model: nn.Module, x: torch.Tensor, centres: torch.Tensor, side: float, size: int
+) -> torch.Tensor:
+    """Logits of `model` on crops of `x` around `centres`, BatchNorm on running statistics.
+    Gradients flow (training calls it); `second_look` is the inference form."""
+    crops = zoom_crops(x, centres, side, size)
+    if x.is_contiguous(memory_format=torch.channels_last):
+        crops = crops.contiguous(memory_format=torch.channels_last)
+    with batchnorm_frozen(model):
+        return model(crops)
+
+
 @torch.no_grad()
 def second_look(
     model: nn.Module, x: torch.Tensor, cams: torch.Tensor, spec: ZoomSpec
 ) -> torch.Tensor:
     """The crop reading's logits for inputs `x` whose full-image maps are `cams` (N, H, W)."""
-    crops = zoom_crops(x, peak_centres(cams), spec.crop_side(x.shape[-1]), spec.size)
-    if x.is_contiguous(memory_format=torch.channels_last):
-        crops = crops.contiguous(memory_format=torch.channels_last)
-    with batchnorm_frozen(model):
-        return model(crops)
+    return crop_reading(model, x, peak_centres(cams), spec.crop_side(x.shape[-1]), spec.size)
