@@ -37,6 +37,17 @@ LONGER = {
 # all 12 epochs, as every full-method student had.
 CLS_ONLY = {"cls": 1.0, "dist": 0.0, "attn": 0.0, "outside": 0.0}
 CLS_DIST = {"cls": 1.0, "dist": 1.0, "attn": 0.0, "outside": 0.0, "temperature": 3.0}
+# The attention-transfer baseline: L_cls + L_dist + activation-based attention transfer on the
+# box (no outside penalty). γ = 8 is Zagoruyko & Komodakis's β = 1000 on their per-element
+# mean, (β / 2) / 64 for the teacher's 8 x 8 grid; not tuned here.
+ATTENTION_TRANSFER = {
+    "cls": 1.0,
+    "dist": 1.0,
+    "attn": 8.0,
+    "outside": 0.0,
+    "temperature": 3.0,
+    "attn_map": "activation",
+}
 ZOOM = {
     "epochs": 4,
     "patience": 4,
@@ -97,6 +108,16 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
         }
         for s in (1, 2)
     },
+    # 448 px with the lr ramped up over the first epoch: seed 1's 448 px student read chance
+    # for its first two epochs (RESULTS.md "lr warm-up"). Teachers and warm-ups copied in.
+    **{
+        f"shipped-448-warm{'' if s == 0 else f'-seed{s}'}": {
+            "teacher": {"seed": s},
+            "student_warmup": {"seed": s},
+            "student": {"seed": s, "input_size": 448, "warmup_epochs": 1.0},
+        }
+        for s in (0, 1, 2)
+    },
     # L_cls + L_dist (no attention terms): the paper's middle row, from the same teachers and
     # warm-ups as the rows above (copied in), 12 epochs as for L_cls only.
     "shipped-cls-dist": {"student": {"loss": CLS_DIST, "patience": 12}},
@@ -107,6 +128,15 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
             "student": {"seed": s, "loss": CLS_DIST, "patience": 12},
         }
         for s in (1, 2)
+    },
+    # The attention-transfer baseline, from the same teachers and warm-ups (copied in).
+    **{
+        f"shipped-at{'' if s == 0 else f'-seed{s}'}": {
+            "teacher": {"seed": s},
+            "student_warmup": {"seed": s},
+            "student": {"seed": s, "loss": ATTENTION_TRANSFER},
+        }
+        for s in (0, 1, 2)
     },
     # The second look (sos_core.inference.zoom): the distilled student fine-tuned for 4 epochs
     # with its crop reading. The seed's teacher, warm-up and student folders are copied in, so

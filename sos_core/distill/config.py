@@ -18,6 +18,9 @@ from sos_core.errors import ParameterError
 RunKind = Literal["teacher", "student"]
 
 
+ATTENTION_MAPS = ("gradcam", "activation")
+
+
 @dataclass(frozen=True, slots=True)
 class ComponentConfig:
     """A registered component by name, with its keyword arguments."""
@@ -35,6 +38,20 @@ class LossWeights:
     attn: float = 1.0
     outside: float = 0.5
     temperature: float = 3.0
+    # The maps the attention term matches: "gradcam" (the method) or "activation", the
+    # attention-transfer baseline (Zagoruyko & Komodakis 2017: mean_k A_k², L2-normalised).
+    attn_map: str = "gradcam"
+
+    def __post_init__(self) -> None:
+        if self.attn_map not in ATTENTION_MAPS:
+            raise ParameterError(
+                f"unknown attention map {self.attn_map!r}; use {' or '.join(ATTENTION_MAPS)}."
+            )
+        if self.attn_map == "activation" and self.outside > 0:
+            raise ParameterError(
+                "the outside penalty is part of the Grad-CAM method; set outside to 0 for "
+                "the attention-transfer baseline."
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +80,8 @@ class TrainConfig:
     # BatchNorm then normalises each piece with its own statistics. None: the whole batch.
     micro_batch: int | None = None
     lr: float = 3e-3
+    # Linear lr ramp over this many epochs (fractions allowed), per step; 0: none.
+    warmup_epochs: float = 0.0
     weight_decay: float = 1e-4
     patience: int = 8
     # Training inputs whose batch statistics replace BatchNorm's running averages before each
@@ -107,6 +126,8 @@ class TrainConfig:
             )
         if self.zoom_weight > 0 and (self.kind != "student" or self.zoom_size <= 0):
             raise ParameterError("the zoomed second look is for students, with a positive size.")
+        if not 0 <= self.warmup_epochs <= self.epochs:
+            raise ParameterError("warmup_epochs must be between 0 and the number of epochs.")
         if self.lr <= 0 or self.patience < 1:
             raise ParameterError("lr must be positive and patience at least 1.")
 

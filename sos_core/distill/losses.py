@@ -256,24 +256,31 @@ class AttentionLoss(nn.Module):
 class AttentionTransferLoss(nn.Module):
     """Baseline: activation-based attention transfer on the box (Zagoruyko & Komodakis 2017).
 
-    Q(A) = mean_k A_k² (B x h x w); q = vec(Q) / ‖vec(Q)‖₂. With the student's Q RoI-aligned
-    over the box onto the teacher's grid: L_AT = mean_b ‖q_s,b - q_t,b‖₂². Teacher detached.
+    Q(A) = mean_k A_k² (B x h x w, `activation_map`); q = vec(Q) / ‖vec(Q)‖₂. With the
+    student's Q RoI-aligned over the box onto the teacher's grid:
+    L_AT = mean_b ‖q_s,b - q_t,b‖₂². Takes the maps Q, not the features, so that the teacher's
+    can be computed once per run like its Grad-CAM. Teacher detached.
     """
 
     def __init__(self, *, sampling_ratio: int = 1, eps: float = 1e-8) -> None:
         super().__init__()
         self.sampling_ratio, self.eps = sampling_ratio, eps
 
+    @staticmethod
+    def activation_map(features: torch.Tensor) -> torch.Tensor:
+        """Q(A) = mean_k A_k²: B x K x h x w → B x h x w."""
+        return features.pow(2).mean(dim=1)
+
     def forward(
         self,
-        student_features: torch.Tensor,
-        teacher_features: torch.Tensor,
+        student_map: torch.Tensor,
+        teacher_map: torch.Tensor,
         boxes: torch.Tensor,
         input_size: tuple[int, int],
     ) -> torch.Tensor:
-        q_t = teacher_features.detach().pow(2).mean(dim=1)
+        q_t = teacher_map.detach()
         q_s = roi_align(
-            student_features.pow(2).mean(dim=1),
+            student_map,
             boxes,
             input_size,
             (q_t.shape[1], q_t.shape[2]),
@@ -312,6 +319,7 @@ class DistillObjective(nn.Module):
         temperature: float = 3.0,
         label_smoothing: float = 0.0,
         attention: Mapping[str, Any] | None = None,
+        attn_map: Literal["gradcam", "activation"] = "gradcam",
     ) -> None:
         super().__init__()
         weights = (alpha_cls, beta_dist, gamma_attn, delta_outside)
@@ -322,6 +330,11 @@ class DistillObjective(nn.Module):
         self.cls = ClassificationLoss(label_smoothing)
         self.dist = DistillationLoss(temperature)
         self.attn = AttentionLoss(**{**dict(attention or {}), "outside_weight": 0.0})
+        # "activation": the attention-transfer baseline; the maps given are Q(A), not Grad-CAM.
+        if attn_map not in ("gradcam", "activation"):
+            raise ParameterError("attn_map must be 'gradcam' or 'activation'.")
+        self.attn_map = attn_map
+        self.transfer = AttentionTransferLoss()
 
     def forward(
         self,
@@ -390,9 +403,12 @@ class DistillObjective(nn.Module):
             if self.gamma_attn > 0:
                 if teacher_cam is None:
                     raise ParameterError("the attention term needs the teacher's map.")
-                terms["attn"] = self.attn.match(student_cam, teacher_cam, boxes, input_size)
+                match = self.attn.match if self.attn_map == "gradcam" else self.transfer
+                terms["attn"] = match(student_cam, teacher_cam, boxes, input_size)
                 total = total + self.gamma_attn * terms["attn"]
             if self.delta_outside > 0:
+                if self.attn_map != "gradcam":
+                    raise ParameterError("the outside penalty needs Grad-CAM maps.")
                 terms["outside"] = self.attn.outside_share(student_cam, boxes, input_size)
                 total = total + self.delta_outside * terms["outside"]
         return ObjectiveOutput(total, {k: v.detach() for k, v in terms.items()})

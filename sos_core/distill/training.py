@@ -45,7 +45,7 @@ from sos_core.distill.distributed import (
     shutdown_distributed,
     sync_buffers,
 )
-from sos_core.distill.losses import DistillObjective
+from sos_core.distill.losses import AttentionTransferLoss, DistillObjective
 from sos_core.errors import ParameterError
 from sos_core.explain.grad_cam import GradCam, class_activation_map
 from sos_core.inference.zoom import ZoomSpec, combine, crop_reading, second_look
@@ -133,16 +133,29 @@ def _teacher_inputs(
 
 @torch.no_grad()
 def teacher_targets(
-    teacher: nn.Module, crops: torch.Tensor, labels: torch.Tensor, batch: int = 128
+    teacher: nn.Module,
+    crops: torch.Tensor,
+    labels: torch.Tensor,
+    batch: int = 128,
+    attn_map: str = "gradcam",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The frozen teacher's logits and true-class Grad-CAM (its own feature grid) on crops."""
+    """The frozen teacher's logits and attention maps (its own feature grid) on crops:
+    the true-class Grad-CAM, or Q(A) for the attention-transfer baseline."""
     teacher.eval()
     logits, cams = [], []
     for i in range(0, len(crops), batch):
         feats, lg = teacher.forward_with_features(crops[i : i + batch])
         logits.append(lg.float())
-        cams.append(class_activation_map(feats, teacher.head_weight, labels[i : i + batch]).float())
+        cams.append(_attention(feats, teacher.head_weight, labels[i : i + batch], attn_map))
     return torch.cat(logits), torch.cat(cams)
+
+
+def _attention(
+    features: torch.Tensor, head_weight: torch.Tensor, labels: torch.Tensor, attn_map: str
+) -> torch.Tensor:
+    if attn_map == "activation":
+        return AttentionTransferLoss.activation_map(features).float()
+    return class_activation_map(features, head_weight, labels).float()
 
 
 def _batches(n: int, batch: int, rng: np.random.Generator, ctx: DistContext) -> list[np.ndarray]:
@@ -150,6 +163,27 @@ def _batches(n: int, batch: int, rng: np.random.Generator, ctx: DistContext) -> 
     per_rank = len(order) // ctx.world_size if ctx.enabled else len(order)
     mine = order[ctx.rank :: ctx.world_size][:per_rank] if ctx.enabled else order
     return [mine[i : i + batch] for i in range(0, len(mine), batch) if len(mine[i : i + batch])]
+
+
+def learning_rate(
+    base: float,
+    epoch: int,
+    epochs: int,
+    step: int = 0,
+    steps_per_epoch: int = 1,
+    warmup_epochs: float = 0.0,
+) -> float:
+    """Cosine decay per epoch, times a linear ramp over the first `warmup_epochs` (per step).
+
+    The ramp is for fine-tuning: AdamW's first updates are about `base` in size for every
+    weight whatever its gradient, and at 3e-3 they can wipe out what the warm-up on crops
+    taught the student before the new loss has a direction (RESULTS.md "lr warm-up").
+    """
+    lr = base * 0.5 * (1 + np.cos(np.pi * epoch / epochs))
+    if warmup_epochs > 0:
+        done = epoch + (step + 1) / max(steps_per_epoch, 1)
+        lr *= min(1.0, done / warmup_epochs)
+    return float(lr)
 
 
 def accumulate_gradients(
@@ -307,7 +341,7 @@ def _train(
     channels_last = device.type in ("cpu", "cuda")
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    net: nn.Module = _TrainForward(model)
+    net: nn.Module = _TrainForward(model, config.loss.attn_map if is_student else "gradcam")
     if ctx.enabled:
         net = nn.parallel.DistributedDataParallel(
             net, device_ids=[device.index] if cuda and device.index is not None else None
@@ -324,7 +358,10 @@ def _train(
     if is_student:
         teacher, teacher_card = load_model(config.teacher or "", device="cpu")
         t_logits, t_cams = teacher_targets(
-            teacher, _teacher_inputs(config, train_cases, None), train_data.labels
+            teacher,
+            _teacher_inputs(config, train_cases, None),
+            train_data.labels,
+            attn_map=config.loss.attn_map,
         )
         w = config.loss
         objective = DistillObjective(
@@ -333,6 +370,7 @@ def _train(
             gamma_attn=w.attn,
             delta_outside=w.outside,
             temperature=w.temperature,
+            attn_map=w.attn_map,  # type: ignore[arg-type] - checked by LossWeights
         )
 
     zoom = zoom_spec(config, train_cases)
@@ -354,15 +392,18 @@ def _train(
     for epoch in range(start_epoch, config.epochs):
         if cancel is not None and cancel.is_set():
             break
-        lr = config.lr * 0.5 * (1 + np.cos(np.pi * epoch / config.epochs))
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        lr = learning_rate(config.lr, epoch, config.epochs)
         rng = np.random.default_rng([config.seed, epoch])
         gen = torch.Generator().manual_seed(config.seed * 1000 + epoch)
         net.train()
         x_all = _teacher_inputs(config, train_cases, rng) if not is_student else train_data.inputs
         losses: list[float] = []
-        for idx_np in _batches(len(x_all), config.batch_size, rng, ctx):
+        batches = _batches(len(x_all), config.batch_size, rng, ctx)
+        for step, idx_np in enumerate(batches):
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(
+                    config.lr, epoch, config.epochs, step, len(batches), config.warmup_epochs
+                )
             idx = torch.from_numpy(idx_np)
             x = _augment(x_all[idx], gen, config.gamma_sd, config.noise_sd)
             boxes = train_data.boxes[idx]
@@ -505,17 +546,24 @@ def state_digest(model: nn.Module) -> str:
 
 
 class _TrainForward(nn.Module):
-    """Logits and the true-class Grad-CAM in one forward, so DDP sees every parameter use."""
+    """Logits and the true-class Grad-CAM in one forward, so DDP sees every parameter use.
 
-    def __init__(self, model: nn.Module) -> None:
+    With `attn_map` "activation" (the attention-transfer baseline) the map is Q(A) instead.
+    """
+
+    def __init__(self, model: nn.Module, attn_map: str = "gradcam") -> None:
         super().__init__()
         self.model = model
+        self.attn_map = attn_map
 
     def forward(
         self, x: torch.Tensor, labels: torch.Tensor, zoom: ZoomCrops | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         feats, logits = self.model.forward_with_features(x)
-        cams = class_activation_map(feats, self.model.head_weight, labels)
+        if self.attn_map == "activation":
+            cams = AttentionTransferLoss.activation_map(feats)
+        else:
+            cams = class_activation_map(feats, self.model.head_weight, labels)
         if zoom is None:
             return logits, cams, None
         # BatchNorm on running statistics, as at inference (sos_core.inference.zoom)

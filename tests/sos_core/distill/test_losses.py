@@ -191,8 +191,41 @@ def test_attention_transfer_by_hand() -> None:
     teacher[0, :, 1, 1] = 2.0
     box = torch.tensor([[0.0, 0.0, 4.0, 4.0]])
     loss = AttentionTransferLoss()
-    assert loss(feats, feats.clone(), box, (4, 4)).item() == pytest.approx(0.0, abs=1e-7)
-    assert loss(feats, teacher, box, (4, 4)).item() == pytest.approx(2.0)
+    q_s, q_t = loss.activation_map(feats), loss.activation_map(teacher)
+    assert q_t[0, 1, 1].item() == pytest.approx(4.0)  # mean over 3 channels of 2²
+    assert loss(q_s, q_s.clone(), box, (4, 4)).item() == pytest.approx(0.0, abs=1e-7)
+    assert loss(q_s, q_t, box, (4, 4)).item() == pytest.approx(2.0)
+
+
+def test_objective_with_activation_maps_uses_attention_transfer() -> None:
+    # Q maps [[1, 0], [0, 0]] against [[0, 0], [0, 1]]: L_AT = 2, weighted by γ = 0.5.
+    s = torch.zeros(1, 2, 2)
+    s[0, 0, 0] = 1.0
+    t = torch.zeros(1, 2, 2)
+    t[0, 1, 1] = 3.0
+    objective = DistillObjective(
+        alpha_cls=0.0, beta_dist=0.0, gamma_attn=0.5, delta_outside=0.0, attn_map="activation"
+    )
+    out = objective(
+        torch.zeros(1, 4),
+        torch.tensor([0]),
+        student_cam=s,
+        teacher_cam=t,
+        boxes=torch.tensor([[0.0, 0.0, 4.0, 4.0]]),
+        input_size=(4, 4),
+    )
+    assert out.terms["attn"].item() == pytest.approx(2.0)
+    assert out.total.item() == pytest.approx(1.0)
+    with pytest.raises(ParameterError, match="outside"):
+        DistillObjective(delta_outside=0.5, attn_map="activation")(
+            torch.zeros(1, 4),
+            torch.tensor([0]),
+            teacher_logits=torch.zeros(1, 4),
+            student_cam=s,
+            teacher_cam=t,
+            boxes=torch.tensor([[0.0, 0.0, 4.0, 4.0]]),
+            input_size=(4, 4),
+        )
 
 
 # --- the combined objective ----------------------------------------------------------------------

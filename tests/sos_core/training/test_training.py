@@ -7,10 +7,11 @@ import shutil
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sos_core.distill.config import config_from_dict, load_config
-from sos_core.distill.training import train
+from sos_core.distill.training import learning_rate, train
 from sos_core.errors import ParameterError
 from sos_core.models.model_file import load_model
 from tests.sos_core.training.conftest import student_config, teacher_config
@@ -82,6 +83,33 @@ def test_interrupted_run_resumes_to_the_same_model(tiny_dataset: Path, tmp_path:
     assert resumed.card.weights_sha256 == straight.card.weights_sha256
 
 
+def test_learning_rate_is_cosine_per_epoch_and_ramps_per_step_in_the_warm_up() -> None:
+    # Without a warm-up: 0.5 * (1 + cos(pi * epoch / epochs)) of the base, whatever the step.
+    assert learning_rate(4e-3, 0, 4) == pytest.approx(4e-3)
+    assert learning_rate(4e-3, 2, 4, step=3, steps_per_epoch=10) == pytest.approx(2e-3)
+    assert learning_rate(4e-3, 3, 4) == pytest.approx(4e-3 * 0.5 * (1 - 0.5**0.5))
+    # A two-epoch ramp with 10 steps an epoch: step 0 of epoch 0 has done 1/20 of it.
+    assert learning_rate(4e-3, 0, 4, 0, 10, 2.0) == pytest.approx(4e-3 / 20)
+    assert learning_rate(4e-3, 0, 4, 9, 10, 2.0) == pytest.approx(4e-3 / 2)
+    # epoch 1 step 4: 1.5 of 2 epochs done, times the cosine value 0.5 * (1 + cos(pi / 4))
+    cosine = 0.5 * (1 + 0.5**0.5)
+    assert learning_rate(4e-3, 1, 4, 4, 10, 2.0) == pytest.approx(4e-3 * cosine * 0.75)
+    assert learning_rate(4e-3, 2, 4, 0, 10, 2.0) == pytest.approx(2e-3)  # ramp over
+
+
+def test_a_warm_up_changes_the_run_and_resumes_exactly(tiny_dataset: Path, tmp_path: Path) -> None:
+    base = teacher_config(tiny_dataset, tmp_path / "plain", epochs=2, patience=50)
+    plain = train(config_from_dict(base))
+    cfg = config_from_dict({**base, "out": str(tmp_path / "warm"), "warmup_epochs": 1.0})
+    stop = threading.Event()
+    first = train(cfg, progress=lambda f: stop.set() if f >= 0.5 else None, cancel=stop)
+    assert [h["epoch"] for h in first.history] == [0]
+    resumed = train(cfg)
+    straight = train(cfg.replace(out=str(tmp_path / "straight")))
+    assert resumed.card.weights_sha256 == straight.card.weights_sha256
+    assert resumed.card.weights_sha256 != plain.card.weights_sha256
+
+
 def test_student_distillation_runs_all_terms(
     tiny_dataset: Path, trained_teacher: Path, tmp_path: Path
 ) -> None:
@@ -92,6 +120,40 @@ def test_student_distillation_runs_all_terms(
     assert card.preprocessing["input"] == "full"
     assert "pointing_game" in card.metrics["validation"]
     assert "teacher test-teacher" in card.origin
+
+
+def test_attention_transfer_baseline_trains_and_differs_from_the_method(
+    tiny_dataset: Path, trained_teacher: Path, tmp_path: Path
+) -> None:
+    loss = {"cls": 1.0, "dist": 1.0, "attn": 2.0, "outside": 0.0}
+    runs = {
+        kind: train(
+            config_from_dict(
+                student_config(
+                    tiny_dataset,
+                    tmp_path / kind,
+                    trained_teacher / "model",
+                    epochs=1,
+                    loss={**loss, "attn_map": kind},
+                )
+            )
+        )
+        for kind in ("gradcam", "activation")
+    }
+    assert load_config(tmp_path / "activation" / "config.json").loss.attn_map == "activation"
+    assert all(np.isfinite(h["train_loss"]) for r in runs.values() for h in r.history)
+    assert runs["gradcam"].card.weights_sha256 != runs["activation"].card.weights_sha256
+
+
+@pytest.mark.parametrize(
+    ("loss", "named"),
+    [({"attn_map": "saliency"}, "saliency"), ({"attn_map": "activation"}, "outside")],
+)
+def test_attention_map_settings_are_checked(
+    tiny_dataset: Path, tmp_path: Path, loss: dict, named: str
+) -> None:
+    with pytest.raises(ParameterError, match=named):
+        config_from_dict(student_config(tiny_dataset, tmp_path, tmp_path, loss=loss))
 
 
 def test_student_needs_a_teacher(tiny_dataset: Path, tmp_path: Path) -> None:
@@ -111,6 +173,8 @@ def test_unknown_config_key_is_named(tiny_dataset: Path, tmp_path: Path) -> None
         ("bn_stats_images", -1, "bn_stats_images"),
         ("noise_sd", 0.8, "noise_sd"),
         ("gamma_sd", -0.1, "gamma_sd"),
+        ("warmup_epochs", -0.5, "warmup_epochs"),
+        ("warmup_epochs", 99, "warmup_epochs"),
     ],
 )
 def test_out_of_range_augmentation_and_batchnorm_settings_are_refused(
