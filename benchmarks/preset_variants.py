@@ -109,7 +109,8 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
         for s in (1, 2)
     },
     # 448 px with the lr ramped up over the first epoch: seed 1's 448 px student read chance
-    # for its first two epochs (RESULTS.md "an lr warm-up for the 448 px student"). Teachers and warm-ups copied in.
+    # for its first two epochs (RESULTS.md "an lr warm-up for the 448 px student"). Teachers
+    # and warm-ups copied in.
     **{
         f"shipped-448-warm{'' if s == 0 else f'-seed{s}'}": {
             "teacher": {"seed": s},

@@ -177,7 +177,8 @@ def learning_rate(
 
     The ramp is for fine-tuning: AdamW's first updates are about `base` in size for every
     weight whatever its gradient, and at 3e-3 they can wipe out what the warm-up on crops
-    taught the student before the new loss has a direction (RESULTS.md "an lr warm-up for the 448 px student").
+    taught the student before the new loss has a direction (RESULTS.md "an lr warm-up for
+    the 448 px student").
     """
     lr = base * 0.5 * (1 + np.cos(np.pi * epoch / epochs))
     if warmup_epochs > 0:
