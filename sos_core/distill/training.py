@@ -146,16 +146,20 @@ def teacher_targets(
     for i in range(0, len(crops), batch):
         feats, lg = teacher.forward_with_features(crops[i : i + batch])
         logits.append(lg.float())
-        cams.append(_attention(feats, teacher.head_weight, labels[i : i + batch], attn_map))
+        cams.append(
+            attention_maps(feats, teacher.head_weight, labels[i : i + batch], attn_map).float()
+        )
     return torch.cat(logits), torch.cat(cams)
 
 
-def _attention(
+def attention_maps(
     features: torch.Tensor, head_weight: torch.Tensor, labels: torch.Tensor, attn_map: str
 ) -> torch.Tensor:
+    """The maps the attention term matches, for teacher and student alike: the true-class
+    Grad-CAM, or Q(A) for the attention-transfer baseline."""
     if attn_map == "activation":
-        return AttentionTransferLoss.activation_map(features).float()
-    return class_activation_map(features, head_weight, labels).float()
+        return AttentionTransferLoss.activation_map(features)
+    return class_activation_map(features, head_weight, labels)
 
 
 def _batches(n: int, batch: int, rng: np.random.Generator, ctx: DistContext) -> list[np.ndarray]:
@@ -561,10 +565,7 @@ class _TrainForward(nn.Module):
         self, x: torch.Tensor, labels: torch.Tensor, zoom: ZoomCrops | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         feats, logits = self.model.forward_with_features(x)
-        if self.attn_map == "activation":
-            cams = AttentionTransferLoss.activation_map(feats)
-        else:
-            cams = class_activation_map(feats, self.model.head_weight, labels)
+        cams = attention_maps(feats, self.model.head_weight, labels, self.attn_map)
         if zoom is None:
             return logits, cams, None
         # BatchNorm on running statistics, as at inference (sos_core.inference.zoom)
