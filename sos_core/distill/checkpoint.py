@@ -49,8 +49,10 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     state: dict[str, Any],
     best_state: dict[str, torch.Tensor] | None = None,
+    averaged: torch.nn.Module | None = None,
 ) -> None:
-    """Write model, optimizer, `state` (JSON-able) and the best weights so far to `folder`.
+    """Write model, optimizer, `state` (JSON-able), the best weights so far and the averaged
+    model (an EMA of the weights, when the run keeps one) to `folder`.
 
     The folder is replaced atomically, so a crash leaves the previous checkpoint intact.
     """
@@ -68,6 +70,11 @@ def save_checkpoint(
             {k: v.detach().cpu().contiguous() for k, v in best_state.items()},
             str(tmp / "best.safetensors"),
         )
+    if averaged is not None:
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in averaged.state_dict().items()},
+            str(tmp / "averaged.safetensors"),
+        )
     opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
     opt_tensors["__torch_rng__"] = torch.get_rng_state()
     save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
@@ -80,9 +87,12 @@ def save_checkpoint(
 
 
 def load_checkpoint(
-    folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer
+    folder: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    averaged: torch.nn.Module | None = None,
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None] | None:
-    """Restore model and optimizer from `folder`.
+    """Restore model, optimizer and the averaged model (if the run keeps one) from `folder`.
 
     Returns (saved state, best weights or None), or None when there is no checkpoint.
     """
@@ -95,5 +105,7 @@ def load_checkpoint(
     tensors = load_file(str(folder / "optimizer.safetensors"))
     torch.set_rng_state(tensors.pop("__torch_rng__"))
     optimizer.load_state_dict(_unflatten_optimizer(tensors, meta["optimizer"]))
+    if averaged is not None:
+        averaged.load_state_dict(load_file(str(folder / "averaged.safetensors")), strict=True)
     best = folder / "best.safetensors"
     return meta["state"], (load_file(str(best)) if best.is_file() else None)

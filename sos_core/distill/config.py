@@ -82,6 +82,10 @@ class TrainConfig:
     lr: float = 3e-3
     # Linear lr ramp over this many epochs (fractions allowed), per step; 0: none.
     warmup_epochs: float = 0.0
+    # Validation, early stopping and the saved weights read an exponential moving average of
+    # the weights, updated after every step with this decay (torch's AveragedModel); 0: the
+    # weights as they are. Its BatchNorm statistics are recomputed as for the plain weights.
+    ema_decay: float = 0.0
     weight_decay: float = 1e-4
     patience: int = 8
     # Training inputs whose batch statistics replace BatchNorm's running averages before each
@@ -128,6 +132,8 @@ class TrainConfig:
             raise ParameterError("the zoomed second look is for students, with a positive size.")
         if not 0 <= self.warmup_epochs <= self.epochs:
             raise ParameterError("warmup_epochs must be between 0 and the number of epochs.")
+        if not 0 <= self.ema_decay < 1:
+            raise ParameterError("ema_decay must be 0 (off) or a decay below 1, such as 0.99.")
         if self.lr <= 0 or self.patience < 1:
             raise ParameterError("lr must be positive and patience at least 1.")
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.optim.swa_utils import update_bn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 
 from sos_core import __version__
 from sos_core.cpu_heap import retained_heap
@@ -354,6 +354,15 @@ def _train(
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
+    # With ema_decay, validation and the saved weights read the moving average, not `model`.
+    averaged = (
+        AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
+        if config.ema_decay > 0
+        else None
+    )
+    if averaged is not None:  # the average starts at the starting weights, not after step 1
+        averaged.update_parameters(model)
+    evaluated = averaged.module if averaged is not None else model
     amp_dtype = mixed_precision_dtype(device) if config.amp else None
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     logger.info("training on %s, mixed precision %s", device, amp_dtype or "off")
@@ -384,7 +393,7 @@ def _train(
     best_state: dict[str, torch.Tensor] | None = None
     ckpt_dir = out / "checkpoint"
     if resume:
-        restored = load_checkpoint(ckpt_dir, model, optimizer)
+        restored = load_checkpoint(ckpt_dir, model, optimizer, averaged)
         if restored is not None:
             saved, best_state = restored
             start_epoch, history, stale = saved["epoch"] + 1, saved["history"], saved["stale"]
@@ -442,11 +451,13 @@ def _train(
             )
             scaler.step(optimizer)
             scaler.update()
+            if averaged is not None:
+                averaged.update_parameters(model)
             losses.append(loss)
-        refresh_batchnorm_stats(model, x_all, config, epoch, device, channels_last)
-        sync_buffers(model, ctx)
+        refresh_batchnorm_stats(evaluated, x_all, config, epoch, device, channels_last)
+        sync_buffers(evaluated, ctx)
         val_x = _teacher_inputs(config, val_cases, None) if not is_student else val_data.inputs
-        val_logits = predict_logits(model, val_x, device, zoom)
+        val_logits = predict_logits(evaluated, val_x, device, zoom)
         acc = all_reduce_mean(float((val_logits.argmax(1) == val_data.labels).float().mean()), ctx)
         nll = all_reduce_mean(float(F.cross_entropy(val_logits, val_data.labels)), ctx)
         row = {
@@ -461,7 +472,7 @@ def _train(
         score = (round(acc, 6), -nll)
         if best is None or score > best:
             best, stale, best_epoch = score, 0, epoch
-            best_state = copy.deepcopy(model.state_dict())
+            best_state = copy.deepcopy(evaluated.state_dict())
         else:
             stale += 1
         if ctx.is_main:
@@ -477,6 +488,7 @@ def _train(
                     "best_epoch": best_epoch,
                 },
                 best_state,
+                averaged,
             )
         if progress is not None:
             progress((epoch + 1) / total_steps)

@@ -110,6 +110,43 @@ def test_a_warm_up_changes_the_run_and_resumes_exactly(tiny_dataset: Path, tmp_p
     assert resumed.card.weights_sha256 != plain.card.weights_sha256
 
 
+def _parameters(model_dir: Path) -> dict[str, np.ndarray]:
+    model, _ = load_model(model_dir)
+    return {k: v.detach().numpy().copy() for k, v in model.named_parameters()}
+
+
+def test_an_ema_run_saves_the_averaged_weights_and_resumes_exactly(
+    trained_teacher: Path, tiny_dataset: Path, tmp_path: Path
+) -> None:
+    # Fine-tuning the trained teacher for 2 epochs: the weights move, but with a decay this
+    # close to 1 their moving average stays where it started. BatchNorm statistics are
+    # recomputed either way, so only the parameters are compared.
+    start = _parameters(trained_teacher / "model")
+    base = teacher_config(
+        tiny_dataset,
+        tmp_path / "plain",
+        epochs=2,
+        patience=50,
+        init_from=str(trained_teacher / "model"),
+    )
+    plain = train(config_from_dict(base))
+    moved = max(np.abs(v - start[k]).max() for k, v in _parameters(plain.model_dir).items())
+    assert moved > 1e-3
+    slow = train(config_from_dict({**base, "out": str(tmp_path / "slow"), "ema_decay": 0.999999}))
+    stayed = max(np.abs(v - start[k]).max() for k, v in _parameters(slow.model_dir).items())
+    assert stayed < moved * 1e-3
+
+    cfg = config_from_dict({**base, "out": str(tmp_path / "ema"), "ema_decay": 0.9})
+    stop = threading.Event()
+    first = train(cfg, progress=lambda f: stop.set() if f >= 0.5 else None, cancel=stop)
+    assert [h["epoch"] for h in first.history] == [0]
+    resumed = train(cfg)
+    straight = train(cfg.replace(out=str(tmp_path / "straight")))
+    assert resumed.card.weights_sha256 == straight.card.weights_sha256
+    assert resumed.history == straight.history
+    assert straight.card.weights_sha256 not in (plain.card.weights_sha256, slow.card.weights_sha256)
+
+
 def test_student_distillation_runs_all_terms(
     tiny_dataset: Path, trained_teacher: Path, tmp_path: Path
 ) -> None:
@@ -175,6 +212,8 @@ def test_unknown_config_key_is_named(tiny_dataset: Path, tmp_path: Path) -> None
         ("gamma_sd", -0.1, "gamma_sd"),
         ("warmup_epochs", -0.5, "warmup_epochs"),
         ("warmup_epochs", 99, "warmup_epochs"),
+        ("ema_decay", 1.0, "ema_decay"),
+        ("ema_decay", -0.1, "ema_decay"),
     ],
 )
 def test_out_of_range_augmentation_and_batchnorm_settings_are_refused(
