@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sos_core.distill.config import config_from_dict, load_config
-from sos_core.distill.training import learning_rate, train
+from sos_core.distill.config import TrainConfig, config_from_dict, load_config
+from sos_core.distill.training import TrainResult, learning_rate, train
 from sos_core.errors import ParameterError
 from sos_core.models.model_file import load_model
 from tests.sos_core.training.conftest import student_config, teacher_config
@@ -97,17 +97,25 @@ def test_learning_rate_is_cosine_per_epoch_and_ramps_per_step_in_the_warm_up() -
     assert learning_rate(4e-3, 2, 4, 0, 10, 2.0) == pytest.approx(2e-3)  # ramp over
 
 
-def test_a_warm_up_changes_the_run_and_resumes_exactly(tiny_dataset: Path, tmp_path: Path) -> None:
-    base = teacher_config(tiny_dataset, tmp_path / "plain", epochs=2, patience=50)
-    plain = train(config_from_dict(base))
-    cfg = config_from_dict({**base, "out": str(tmp_path / "warm"), "warmup_epochs": 1.0})
+def _stopped_after_one_epoch_and_resumed(cfg: TrainConfig, tmp_path: Path) -> TrainResult:
+    """Train a two-epoch `cfg` with a stop after epoch 0, resume it, and check that it ends
+    exactly where an uninterrupted run of the same config does."""
     stop = threading.Event()
     first = train(cfg, progress=lambda f: stop.set() if f >= 0.5 else None, cancel=stop)
     assert [h["epoch"] for h in first.history] == [0]
     resumed = train(cfg)
     straight = train(cfg.replace(out=str(tmp_path / "straight")))
     assert resumed.card.weights_sha256 == straight.card.weights_sha256
-    assert resumed.card.weights_sha256 != plain.card.weights_sha256
+    assert resumed.history == straight.history
+    return resumed
+
+
+def test_a_warm_up_changes_the_run_and_resumes_exactly(tiny_dataset: Path, tmp_path: Path) -> None:
+    base = teacher_config(tiny_dataset, tmp_path / "plain", epochs=2, patience=50)
+    plain = train(config_from_dict(base))
+    cfg = config_from_dict({**base, "out": str(tmp_path / "warm"), "warmup_epochs": 1.0})
+    warm = _stopped_after_one_epoch_and_resumed(cfg, tmp_path)
+    assert warm.card.weights_sha256 != plain.card.weights_sha256
 
 
 def _parameters(model_dir: Path) -> dict[str, np.ndarray]:
@@ -137,14 +145,8 @@ def test_an_ema_run_saves_the_averaged_weights_and_resumes_exactly(
     assert stayed < moved * 1e-3
 
     cfg = config_from_dict({**base, "out": str(tmp_path / "ema"), "ema_decay": 0.9})
-    stop = threading.Event()
-    first = train(cfg, progress=lambda f: stop.set() if f >= 0.5 else None, cancel=stop)
-    assert [h["epoch"] for h in first.history] == [0]
-    resumed = train(cfg)
-    straight = train(cfg.replace(out=str(tmp_path / "straight")))
-    assert resumed.card.weights_sha256 == straight.card.weights_sha256
-    assert resumed.history == straight.history
-    assert straight.card.weights_sha256 not in (plain.card.weights_sha256, slow.card.weights_sha256)
+    ema = _stopped_after_one_epoch_and_resumed(cfg, tmp_path)
+    assert ema.card.weights_sha256 not in (plain.card.weights_sha256, slow.card.weights_sha256)
 
 
 def test_student_distillation_runs_all_terms(
