@@ -2,8 +2,9 @@
 
 Reads the test summaries that `sos train --preset default` (WORK/summary.json) and
 `benchmarks/preset_variants.py` (WORK/VARIANT/result.json) write, one per seed and student loss
-(--cls-dist is optional), and renders one table with mean ± sd (population sd, as in the
-distillation table) and one row per seed, plus the issue's targets for the full-method student.
+(--cls-dist and --attention-transfer are optional), and renders one table with mean ± sd
+(population sd, as in the distillation table) and one row per seed, plus the issue's targets
+for the full-method student.
 
     python benchmarks/shipped_seeds.py --full out/preset5/summary.json \
         out/pv6/shipped-seed1/result.json out/pv7/shipped-seed2/result.json \
@@ -11,6 +12,8 @@ distillation table) and one row per seed, plus the issue's targets for the full-
         out/pv7/shipped-cls-only-seed1/result.json out/pv7/shipped-cls-only-seed2/result.json \
         --cls-dist out/pv8/shipped-cls-dist/result.json \
         out/pv8/shipped-cls-dist-seed1/result.json out/pv8/shipped-cls-dist-seed2/result.json \
+        --attention-transfer out/pv11/shipped-at/result.json \
+        out/pv11/shipped-at-seed1/result.json out/pv11/shipped-at-seed2/result.json \
         --note "how the runs were made"
 
 Seeds are taken in the order given (the first file is seed 0).
@@ -52,14 +55,18 @@ def _acc(summary: dict[str, Any], role: str, modality: str) -> float:
 Runs = list[dict[str, Any]]
 
 
-def table(full: Runs, cls_only: Runs, cls_dist: Runs | None = None) -> str:
+AT_NAME = "L_cls + L_dist + attention transfer"
+
+
+def table(full: Runs, cls_only: Runs, cls_dist: Runs | None = None, at: Runs | None = None) -> str:
     rows = [
         ("teacher on crops (of the full-method seeds)", full, "teacher"),
         ("student, full method (shipped recipe)", full, "student"),
+        (f"student, {AT_NAME} (same teacher and warm-up)", at, "student"),
         ("student, L_cls + L_dist (same teacher and warm-up)", cls_dist, "student"),
         ("student, L_cls only (same teacher and warm-up)", cls_only, "student"),
     ]
-    return accuracy_table([row for row in rows if row[1]])  # L_cls + L_dist is optional
+    return accuracy_table([row for row in rows if row[1]])  # AT and L_cls + L_dist optional
 
 
 def accuracy_table(rows: list[tuple[str, Runs | None, str]]) -> str:
@@ -81,8 +88,15 @@ def accuracy_table(rows: list[tuple[str, Runs | None, str]]) -> str:
     return "\n".join(lines)
 
 
-def per_seed(full: Runs, cls_only: Runs, cls_dist: Runs | None = None) -> str:
-    losses = [("full", full), ("L_cls + L_dist", cls_dist), ("L_cls only", cls_only)]
+def per_seed(
+    full: Runs, cls_only: Runs, cls_dist: Runs | None = None, at: Runs | None = None
+) -> str:
+    losses = [
+        ("full", full),
+        ("attention transfer", at),
+        ("L_cls + L_dist", cls_dist),
+        ("L_cls only", cls_only),
+    ]
     losses = [(name, runs) for name, runs in losses if runs]
     head = (
         "| seed | teacher slices / cephs % | "
@@ -110,7 +124,9 @@ def per_seed(full: Runs, cls_only: Runs, cls_dist: Runs | None = None) -> str:
     return "\n".join(lines)
 
 
-def targets(full: Runs, cls_only: Runs, cls_dist: Runs | None = None) -> str:
+def targets(
+    full: Runs, cls_only: Runs, cls_dist: Runs | None = None, at: Runs | None = None
+) -> str:
     """The issue's targets for the full-method student, read seed by seed and on the mean."""
 
     def gaps(a: Runs, ra: str, b: Runs, rb: str, m: str) -> list[float]:
@@ -133,6 +149,12 @@ def targets(full: Runs, cls_only: Runs, cls_dist: Runs | None = None) -> str:
                 f"; full method minus L_cls + L_dist "
                 f"{', '.join(f'{g:+.1f}' for g in over_dist)} (mean {np.mean(over_dist):+.1f})"
             )
+        if at:
+            over_at = gaps(full, "student", at, "student", m)
+            out[-1] += (
+                f"; full method minus {AT_NAME} "
+                f"{', '.join(f'{g:+.1f}' for g in over_at)} (mean {np.mean(over_at):+.1f})"
+            )
     pointing = [s["student"]["all"]["pointing_game"] for s in full]
     ece = [s["student"]["all"]["ece"] for s in full]
     out.append(
@@ -148,19 +170,21 @@ def render(
     note: str,
     reading: str = "",
     dist_paths: list[Path] | None = None,
+    at_paths: list[Path] | None = None,
 ) -> str:
     full = [load_summary(p) for p in full_paths]
     cls_only = [load_summary(p) for p in cls_paths]
     cls_dist = [load_summary(p) for p in dist_paths] if dist_paths else None
+    at = [load_summary(p) for p in at_paths] if at_paths else None
     return "\n\n".join(
         part
         for part in (
             note.strip(),
-            table(full, cls_only, cls_dist),
+            table(full, cls_only, cls_dist, at),
             "Per seed, accuracy on the test split (150 cases per modality):",
-            per_seed(full, cls_only, cls_dist),
+            per_seed(full, cls_only, cls_dist, at),
             "The issue's targets for the full-method student, seed by seed (percentage points):",
-            targets(full, cls_only, cls_dist),
+            targets(full, cls_only, cls_dist, at),
             reading.strip(),
         )
         if part
@@ -172,14 +196,20 @@ def main() -> None:
     ap.add_argument("--full", type=Path, nargs="+", required=True, help="one summary per seed")
     ap.add_argument("--cls-only", type=Path, nargs="+", required=True, help="one per seed")
     ap.add_argument("--cls-dist", type=Path, nargs="+", help="L_cls + L_dist, one per seed")
+    ap.add_argument(
+        "--attention-transfer", type=Path, nargs="+", help="the AT baseline, one per seed"
+    )
     ap.add_argument("--note", default="", help="how and where the runs were made")
     ap.add_argument("--reading", type=Path, help="a hand-written reading to put under the table")
     ap.add_argument("--write", action="store_true", help=f"replace RESULTS.md's '{TITLE}'")
     args = ap.parse_args()
-    if len(args.full) != len(args.cls_only) or len(args.cls_dist or args.full) != len(args.full):
+    optional = (args.cls_dist or args.full, args.attention_transfer or args.full)
+    if len(args.full) != len(args.cls_only) or any(len(o) != len(args.full) for o in optional):
         ap.error("give one summary per seed for each loss, in the same seed order")
     reading = args.reading.read_text() if args.reading else ""
-    body = render(args.full, args.cls_only, args.note, reading, args.cls_dist)
+    body = render(
+        args.full, args.cls_only, args.note, reading, args.cls_dist, args.attention_transfer
+    )
     print(body)
     if args.write:
         from benchmarks._results import write_section
