@@ -150,9 +150,9 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
         }
         for s in (0, 1, 2)
     },
-    # Validation and the saved weights read an EMA of the weights (decay 0.99: about 100 of the
-    # 44 steps an epoch). Seed 0's validation swung between 0.77 and 0.93 from epoch to epoch.
-    # Teachers and warm-ups copied in.
+    # Validation and the saved weights read an EMA of the weights (decay 0.99: about the last
+    # 100 steps, 2.3 of the 44-step epochs). Seed 0's validation swung between 0.77 and 0.93
+    # from epoch to epoch. Teachers and warm-ups copied in.
     **{
         f"shipped-ema{'' if s == 0 else f'-seed{s}'}": {
             "teacher": {"seed": s},

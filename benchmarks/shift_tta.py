@@ -7,7 +7,9 @@ and of the mean of the softmaxes over the first 5 and all 9 shifts.
     python benchmarks/shift_tta.py --data out/fresh7777 --modality ceph out/preset5/student/model
 
 Session 14, 3.0 student seed 0, 1000 fresh cephalograms: 84.6 % unshifted, 83.7-84.6 % per
-shift, 84.6 % for both means (docs/training.md "Ideas measured and dropped").
+shift, 84.6 % for both means (docs/training.md "Ideas measured and dropped"). Those figures
+came from the ad hoc probe this script was written from (same shifts, batches and temperature);
+the script itself has not been rerun on them.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from sos_core.models.model_file import load_model  # noqa: E402
 SHIFTS = [(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1), (2, 2), (-2, -2), (2, -2), (-2, 2)]
 
 
-def shifted_probs(model: torch.nn.Module, x: torch.Tensor, shift: tuple[int, int], t: float):
+def shifted_probs(
+    model: torch.nn.Module, x: torch.Tensor, shift: tuple[int, int], t: float
+) -> np.ndarray:
     out = []
     with torch.no_grad():
         for i in range(0, len(x), 32):
