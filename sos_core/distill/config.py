@@ -69,6 +69,9 @@ class TrainConfig:
     crop_context: float = 1.5
     box_jitter: float = 0.12
     shift: float = 0.08  # students: random shift by whole pixels, up to ± this of the size
+    # Students: rescale each training image by a random factor within 1/(1 + a) .. 1 + a,
+    # sampled once from the native image (sos_core.distill.rescale); 0: no rescaling.
+    scale_jitter: float = 0.0
     gamma_sd: float = 0.15  # exposure jitter: gamma = exp(N(0, gamma_sd)) per image
     noise_sd: float = 0.02  # added Gaussian noise, of the 0..1 intensity range
     epochs: int = 40
@@ -132,6 +135,10 @@ class TrainConfig:
             raise ParameterError("the zoomed second look is for students, with a positive size.")
         if not 0 <= self.warmup_epochs <= self.epochs:
             raise ParameterError("warmup_epochs must be between 0 and the number of epochs.")
+        if not 0 <= self.scale_jitter <= 0.5:
+            raise ParameterError("scale_jitter must be between 0 (off) and 0.5.")
+        if self.scale_jitter > 0 and self.kind != "student":
+            raise ParameterError("scale_jitter is for students; teachers jitter their crops.")
         if not 0 <= self.ema_decay < 1:
             raise ParameterError("ema_decay must be 0 (off) or a decay below 1, such as 0.99.")
         if self.lr <= 0 or self.patience < 1:

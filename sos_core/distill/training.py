@@ -46,6 +46,7 @@ from sos_core.distill.distributed import (
     sync_buffers,
 )
 from sos_core.distill.losses import AttentionTransferLoss, DistillObjective
+from sos_core.distill.rescale import random_factors, rescale_from_native
 from sos_core.errors import ParameterError
 from sos_core.explain.grad_cam import GradCam, class_activation_map
 from sos_core.inference.zoom import ZoomSpec, combine, crop_reading, second_look
@@ -419,8 +420,11 @@ def _train(
                     config.lr, epoch, config.epochs, step, len(batches), config.warmup_epochs
                 )
             idx = torch.from_numpy(idx_np)
-            x = _augment(x_all[idx], gen, config.gamma_sd, config.noise_sd)
-            boxes = train_data.boxes[idx]
+            x, boxes = x_all[idx], train_data.boxes[idx]
+            if is_student and config.scale_jitter > 0:
+                factors = random_factors(len(idx_np), config.scale_jitter, gen)
+                x, boxes = rescale_from_native(train_data.cases, idx_np, boxes, factors)
+            x = _augment(x, gen, config.gamma_sd, config.noise_sd)
             if is_student and config.shift > 0:
                 x, boxes = shift_whole_pixels(x, boxes, gen, config.shift)
             crops = None

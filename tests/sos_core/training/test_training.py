@@ -149,6 +149,19 @@ def test_an_ema_run_saves_the_averaged_weights_and_resumes_exactly(
     assert ema.card.weights_sha256 not in (plain.card.weights_sha256, slow.card.weights_sha256)
 
 
+def test_a_student_trains_with_scale_jitter_and_resumes_exactly(
+    tiny_dataset: Path, trained_teacher: Path, tmp_path: Path
+) -> None:
+    base = student_config(
+        tiny_dataset, tmp_path / "plain", trained_teacher / "model", epochs=2, patience=50
+    )
+    plain = train(config_from_dict(base))
+    cfg = config_from_dict({**base, "out": str(tmp_path / "scaled"), "scale_jitter": 0.15})
+    scaled = _stopped_after_one_epoch_and_resumed(cfg, tmp_path)
+    assert scaled.card.weights_sha256 != plain.card.weights_sha256
+    assert all(np.isfinite(h["train_loss"]) for h in scaled.history)
+
+
 def test_student_distillation_runs_all_terms(
     tiny_dataset: Path, trained_teacher: Path, tmp_path: Path
 ) -> None:
