@@ -4,7 +4,9 @@ On cephalograms the student's gap to its teacher grows as the SOS box gets small
 the boxes of the phantom differ by only 20-26 native pixels (fresh set, session 15): the
 teacher's crop brings every box to one size, the student meets each stage at the few sizes the
 training set happens to hold. Rescaling each training image by a random factor shows it every
-stage at more sizes.
+stage at more sizes. Measured over three seeds (`scale_jitter` 0.15, benchmarks/RESULTS.md
+"scale jitter for the student"): no gain, and the small-box gap stayed, so the preset does not
+use it.
 
 Why from the native image: the model input is already the native image interpolated once
 (`sos_core.preprocess.letterbox`, bilinear). Rescaling that input would interpolate twice and
