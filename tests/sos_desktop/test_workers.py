@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QThread
+from PySide6.QtCore import QObject, Qt, QThread
 from PySide6.QtWidgets import QApplication
 
 from sos_core.errors import CorruptFile
-from sos_desktop.workers import Task, TaskError, check_cancel, live_tasks, run_task
+from sos_desktop.workers import (
+    Task,
+    TaskError,
+    check_cancel,
+    live_tasks,
+    run_task,
+    wait_for_pool,
+)
 
 
 def test_result_arrives_on_the_gui_thread(qtbot: Any) -> None:
@@ -97,3 +105,55 @@ def test_streamed_items_arrive_in_order_before_the_result(qtbot: Any) -> None:
     with qtbot.waitSignal(task.finished, timeout=5000):
         task.start()
     assert events == [0, 1, 2, 3, 4, ("result", "done")]
+
+
+def test_no_qobject_of_the_task_machinery_dies_on_a_worker_thread(
+    qtbot: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Qt forbids deleting a QObject outside its thread. Track every QObject that
+    # sos_desktop.workers makes while 300 tasks run, each dropped by its owner as it finishes.
+    from sos_desktop import workers
+
+    on_gui: list[bool] = []
+    main = threading.main_thread()
+
+    def record(*_: object) -> None:
+        on_gui.append(threading.current_thread() is main)
+
+    for cls in [c for c in vars(workers).values() if isinstance(c, type)]:
+        if issubclass(cls, QObject) and cls.__module__ == workers.__name__:
+            original = cls.__init__
+
+            def init(self: QObject, *args: Any, _original: Any = original, **kw: Any) -> None:
+                _original(self, *args, **kw)
+                self.destroyed.connect(record, Qt.ConnectionType.DirectConnection)
+
+            monkeypatch.setattr(cls, "__init__", init)
+
+    owner: dict[str, Task] = {}
+    finished = threading.Event()
+    count = 0
+
+    def work(progress: Any, cancel: threading.Event) -> int:
+        progress(0.5)
+        return len([bytearray(100) for _ in range(2000)])  # holds the GIL a while
+
+    def start_next(_: object = None) -> None:
+        nonlocal count
+        owner.pop("current", None)  # the owner lets go of the finished task
+        if count == 300:
+            finished.set()
+            return
+        count += 1
+        task = Task("tiny", work)
+        task.succeeded.connect(start_next)
+        owner["current"] = task
+        task.start()
+
+    start_next()
+    qtbot.waitUntil(finished.is_set, timeout=60_000)
+    assert wait_for_pool()
+    gc.collect()
+    qtbot.wait(50)
+    assert len(on_gui) >= 300  # every task was destroyed, so the tracking saw them
+    assert all(on_gui), f"{on_gui.count(False)} task objects were destroyed on a worker thread"
