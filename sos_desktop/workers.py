@@ -121,6 +121,7 @@ def _running(task_id: int) -> Task | None:
     task = _RUNNING.get(task_id)
     if task is not None and not shiboken6.isValid(task):
         del _RUNNING[task_id]
+        task._done = True  # plain Python state: readable on a deleted wrapper
         return None
     return task
 
@@ -256,7 +257,7 @@ def check_cancel(cancel: threading.Event | None) -> None:
 
 def live_tasks() -> list[Task]:
     """Tasks started and not yet finished (their result has not reached the GUI thread)."""
-    return [t for t in list(_LIVE) if not t.done]
+    return [t for t in list(_LIVE) if not t.done and shiboken6.isValid(t)]
 
 
 def wait_for_pool(timeout_ms: int = 5000, pool: QThreadPool | None = None) -> bool:

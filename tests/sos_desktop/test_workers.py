@@ -157,3 +157,32 @@ def test_no_qobject_of_the_task_machinery_dies_on_a_worker_thread(
     qtbot.wait(50)
     assert len(on_gui) >= 300  # every task was destroyed, so the tracking saw them
     assert all(on_gui), f"{on_gui.count(False)} task objects were destroyed on a worker thread"
+
+
+def test_a_task_whose_owner_is_deleted_while_it_runs_ends_quietly(qtbot: Any) -> None:
+    # Closing a window deletes its services while their work may still be running.
+    import shiboken6
+
+    owner = QObject()
+    gate = threading.Event()
+    ran = threading.Event()
+
+    def work(progress: Any, cancel: threading.Event) -> str:
+        ran.set()
+        gate.wait(5)
+        progress(1.0)
+        return "late"
+
+    task = Task("orphaned", work, owner)
+    task.start()
+    assert ran.wait(5)
+    shiboken6.delete(owner)  # deletes the task with it, as Qt does for children
+    assert not shiboken6.isValid(task)
+    gate.set()
+    assert wait_for_pool()
+    qtbot.wait(50)  # the late progress and result reach the GUI thread and are dropped
+    assert task not in live_tasks()
+    follow_up = run_task("after", lambda progress, cancel: 7)
+    with qtbot.waitSignal(follow_up.succeeded, timeout=5000) as blocker:
+        pass
+    assert blocker.args == [7]
