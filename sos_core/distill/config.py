@@ -65,6 +65,12 @@ class TrainConfig:
     teacher: str | None = None  # model folder of the frozen teacher (students only)
     modalities: tuple[str, ...] = ("slice", "ceph")
     input_size: int = 256
+    # Students: the input size the saved model reads at (its card's `input_size`) when it is not
+    # the size it trained at. The last validation, the calibration and the review statistics
+    # are made at this size. The 3.0 students, trained at 384 px, read more fresh cephalograms
+    # at 448 px but fewer slices (benchmarks/scale_tta.py; RESULTS.md "reading the student at
+    # a larger size"), so the preset leaves it out. None: read at `input_size`.
+    read_size: int | None = None
     crop_size: int = 64
     crop_context: float = 1.5
     box_jitter: float = 0.12
@@ -139,6 +145,10 @@ class TrainConfig:
             raise ParameterError("scale_jitter must be between 0 (off) and 0.5.")
         if self.scale_jitter > 0 and self.kind != "student":
             raise ParameterError("scale_jitter is for students; teachers jitter their crops.")
+        if self.read_size is not None and (self.read_size <= 0 or self.kind != "student"):
+            raise ParameterError("read_size is for students, and must be a positive size.")
+        if self.read_size not in (None, self.input_size) and self.zoom_weight > 0:
+            raise ParameterError("a student with the second look reads at its training size.")
         if not 0 <= self.ema_decay < 1:
             raise ParameterError("ema_decay must be 0 (off) or a decay below 1, such as 0.99.")
         if self.lr <= 0 or self.patience < 1:

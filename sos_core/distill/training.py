@@ -667,11 +667,18 @@ def _finish(
     out = Path(config.out)
     model = model.cpu()  # run_model sets the layout; save_model writes contiguous tensors
     zoom = zoom_spec(config, train_cases)
+    size = config.crop_size if config.kind == "teacher" else config.input_size
+    read = {}
+    if config.kind == "student" and config.read_size not in (None, config.input_size):
+        # The card describes the model as it will read: everything below at the reading size.
+        size = int(config.read_size)  # type: ignore[arg-type] - checked just above
+        train_cases = load_cases(train_cases.records, size)
+        val_cases = load_cases(val_cases.records, size)
+        read = {"trained_input_size": config.input_size}
     report = evaluate_loaded(
         model, config, val_cases, temperature=None, fit_temperature=True, zoom=zoom
     )
     scheme = get_scheme()
-    size = config.crop_size if config.kind == "teacher" else config.input_size
     card = ModelCard(
         name=f"sos-{config.kind}",
         architecture=config.model.key,
@@ -695,11 +702,12 @@ def _finish(
             "train_images": len(train_cases.records),
             "modalities": list(config.modalities),
             "synthetic": True,
-            **_input_detail(train_cases, config.input_size),
+            **_input_detail(train_cases, size),
+            **read,
         },
         metrics={
             "validation": report["metrics"],
-            **_review_section(model, config, train_cases, val_cases),
+            **_review_section(model, config, train_cases, val_cases, size),
         },
         parent_version=None,
         modalities=config.modalities,
@@ -739,7 +747,11 @@ def pooled_features(model: nn.Module, x: torch.Tensor) -> np.ndarray:
 
 
 def _review_section(
-    model: nn.Module, config: TrainConfig, train_cases: LoadedCases, val_cases: LoadedCases
+    model: nn.Module,
+    config: TrainConfig,
+    train_cases: LoadedCases,
+    val_cases: LoadedCases,
+    input_size: int,
 ) -> dict[str, Any]:
     """Students only: the reference statistics behind the review flags (inference.flags)."""
     if config.kind != "student":
@@ -753,7 +765,7 @@ def _review_section(
         train_cases.labels,
         pooled_features(model, val_x),
         np.concatenate([train_cases.boxes, val_cases.boxes]),
-        config.input_size,
+        input_size,
         model.head_weight.shape[0],
         np.array([r.modality for r in train_cases.records]),
     )

@@ -54,6 +54,7 @@ from sos_core.retrain.training_data import (
 if TYPE_CHECKING:
     from sos_core.distill.config import TrainConfig
     from sos_core.distill.training import TrainResult
+    from sos_core.models.card import ModelCard
     from sos_core.retrain.registry import ModelRegistry, ModelVersion
     from sos_core.review.records import QueueItem
     from sos_core.review.store import ReviewStore
@@ -321,7 +322,8 @@ class _Run:
             "out": str(self.work / kind),
             "model": {"key": card.architecture, "kwargs": _plain(card.kwargs)},
             "modalities": list(self.active.card.modalities) or ["slice", "ceph"],
-            "input_size": int(self.active.card.input_size[0]),
+            # A student read at another size than it trained at trains at its training size.
+            **_student_sizes(self.active.card, kind),
             "crop_size": int(self.teacher.card.input_size[0]),
             "crop_context": float(card.preprocessing.get("crop_context", 1.5)),
             "epochs": self.opts.teacher_epochs if kind == "teacher" else self.opts.student_epochs,
@@ -373,6 +375,16 @@ class _Run:
             },
             actor=self.opts.actor,
         )
+
+
+def _student_sizes(card: ModelCard, kind: str) -> dict[str, int]:
+    """The active student's training size, and for a student run the size it is read at."""
+    read = int(card.input_size[0])
+    trained = int(card.training_data.get("trained_input_size", read))
+    sizes = {"input_size": trained}
+    if kind == "student" and read != trained:
+        sizes["read_size"] = read
+    return sizes
 
 
 def _plain(value: Any) -> Any:

@@ -311,3 +311,21 @@ def test_retrain_process_sends_progress_and_obeys_cancel(
         assert handle.fractions  # progress came through the queue
         assert ModelRegistry.for_store(store, embedded=embedded).candidates() == []
         assert len(store.queue()) == 8  # nothing was marked used (the locked 24 never queue)
+
+
+def test_a_student_read_at_another_size_is_retrained_at_its_training_size(
+    tmp_path: Path,
+) -> None:
+    from sos_core.models.model_file import read_card
+    from sos_core.retrain.run import _student_sizes
+    from tests.sos_core.retrain.conftest import random_model_dir
+
+    card = read_card(random_model_dir(tmp_path / "m", seed=0))
+    size = card.input_size[0]
+    assert _student_sizes(card, "student") == {"input_size": size}
+    read = card.replace(
+        input_size=(size + 32, size + 32),
+        training_data={**card.to_dict()["training_data"], "trained_input_size": size},
+    )
+    assert _student_sizes(read, "student") == {"input_size": size, "read_size": size + 32}
+    assert _student_sizes(read, "teacher") == {"input_size": size}

@@ -162,6 +162,37 @@ def test_a_student_trains_with_scale_jitter_and_resumes_exactly(
     assert all(np.isfinite(h["train_loss"]) for h in scaled.history)
 
 
+def test_a_student_read_at_another_size_trains_the_same_and_is_described_at_it(
+    tiny_dataset: Path, trained_teacher: Path, tmp_path: Path
+) -> None:
+    from sos_core.distill.evaluation import evaluate_model_dir
+    from sos_core.inference.predictor import Predictor
+
+    base = student_config(tiny_dataset, tmp_path / "own", trained_teacher / "model", epochs=2)
+    own = train(config_from_dict(base))
+    read = train(config_from_dict({**base, "out": str(tmp_path / "read"), "read_size": 96}))
+    # Training is untouched: the same weights, only the card describes another reading.
+    assert read.card.weights_sha256 == own.card.weights_sha256
+    assert own.card.input_size == (64, 64)
+    assert "trained_input_size" not in own.card.training_data
+    assert read.card.input_size == (96, 96)
+    assert read.card.training_data["trained_input_size"] == 64
+    # Calibration and validation were made at 96 px: scoring the folder at its card's size
+    # gives back the card's validation accuracy, and the Predictor reads at that size too.
+    report, _ = evaluate_model_dir(read.model_dir, tiny_dataset, split="val")
+    for key in ("accuracy", "ece", "pointing_game"):
+        assert report["metrics"][key] == pytest.approx(read.card.metrics["validation"][key])
+    assert Predictor(read.model_dir, device="cpu").size == 96
+
+
+def test_a_student_with_the_second_look_is_not_read_at_another_size(
+    tiny_dataset: Path, tmp_path: Path
+) -> None:
+    cfg = student_config(tiny_dataset, tmp_path, tmp_path, read_size=96, zoom_weight=1.0)
+    with pytest.raises(ParameterError, match="second look"):
+        config_from_dict(cfg)
+
+
 def test_student_distillation_runs_all_terms(
     tiny_dataset: Path, trained_teacher: Path, tmp_path: Path
 ) -> None:
@@ -229,6 +260,7 @@ def test_unknown_config_key_is_named(tiny_dataset: Path, tmp_path: Path) -> None
         ("warmup_epochs", 99, "warmup_epochs"),
         ("ema_decay", 1.0, "ema_decay"),
         ("ema_decay", -0.1, "ema_decay"),
+        ("read_size", 96, "read_size"),  # teachers read crops at their crop size
     ],
 )
 def test_out_of_range_augmentation_and_batchnorm_settings_are_refused(
