@@ -668,7 +668,7 @@ def _finish(
     model = model.cpu()  # run_model sets the layout; save_model writes contiguous tensors
     zoom = zoom_spec(config, train_cases)
     size = config.crop_size if config.kind == "teacher" else config.input_size
-    read = {}
+    read: dict[str, int] = {}
     if config.kind == "student" and config.read_size not in (None, config.input_size):
         # The card describes the model as it will read: everything below at the reading size.
         size = int(config.read_size)  # type: ignore[arg-type] - checked just above
