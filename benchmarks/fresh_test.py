@@ -93,7 +93,8 @@ def _pct(k: int, n: int) -> str:
     return f"{100 * k / n:.1f} ({100 * lo:.1f}-{100 * hi:.1f})"
 
 
-def _gap(g: tuple[float, float]) -> str:
+def format_gap(g: tuple[float, float]) -> str:
+    """A `paired_gap` in points: '+1.2 ± 0.9' (95 %)."""
     m, se = g
     return f"{100 * m:+.1f} ± {196 * se:.1f}"
 
@@ -141,7 +142,7 @@ def _row(name: str, correct: dict[str, np.ndarray], truth: dict[str, np.ndarray]
     gaps = [paired_gap(correct[s], truth[s]) for s in seeds]
     mean = float(np.mean([g[0] for g in gaps]))
     se = math.sqrt(sum(g[1] ** 2 for g in gaps)) / len(gaps)
-    cells.append(f"{_gap((mean, se))} (per seed {', '.join(_gap(g) for g in gaps)})")
+    cells.append(f"{format_gap((mean, se))} (per seed {', '.join(format_gap(g) for g in gaps)})")
     return "| " + " | ".join(cells) + " |"
 
 

@@ -21,6 +21,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from fresh_test import format_gap, paired_gap  # noqa: E402 - benchmarks/ is on sys.path
+
 from sos_core.distill.dataset import read_manifest  # noqa: E402
 
 SHIPPED = "student 3.0 (full method)"
@@ -50,8 +52,7 @@ def main() -> None:
             parts.append(f"{label} " + " / ".join(f"{g:+.1f}" for g in gaps))
         paired = []
         for s, v in sorted(seeds.items()):
-            d = v.astype(float) - rows[SHIPPED][s]
-            paired.append(f"{100 * d.mean():+.1f} ± {196 * d.std(ddof=1) / np.sqrt(len(d)):.1f}")
+            paired.append(format_gap(paired_gap(v, rows[SHIPPED][s])))
         parts.append("minus 3.0, paired " + " / ".join(paired))
         print(f"{name} (seeds {', '.join(sorted(seeds))}): " + "; ".join(parts))
 

@@ -22,6 +22,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from fresh_test import format_gap, paired_gap  # noqa: E402 - benchmarks/ is on sys.path
+
 from sos_core.distill.dataset import load_cases, read_manifest  # noqa: E402
 from sos_core.models.model_file import load_model  # noqa: E402
 
@@ -33,12 +35,6 @@ def probabilities(model: torch.nn.Module, x: np.ndarray, t: float) -> np.ndarray
             xb = torch.from_numpy(x[i : i + 16]).unsqueeze(1)
             out.append(torch.softmax(model(xb).float() / t, 1))
     return torch.cat(out).numpy()
-
-
-def paired(a: np.ndarray, b: np.ndarray) -> str:
-    """a minus b in points, ± 95 % over cases (a and b: per-case correctness)."""
-    d = a.astype(float) - b.astype(float)
-    return f"{100 * d.mean():+.1f} ± {196 * d.std(ddof=1) / np.sqrt(len(d)):.1f}"
 
 
 def main() -> None:
@@ -68,7 +64,9 @@ def main() -> None:
         print(f"\n{folder} (trained at {own} px)")
         for k, r in right.items():
             by_third = " / ".join(f"{100 * r[third == i].mean():.1f}" for i in range(3))
-            vs = f", minus {own} px {paired(r, right[own])}" if own in right and k != own else ""
+            vs = ""
+            if own in right and k != own:
+                vs = f", minus {own} px {format_gap(paired_gap(r, right[own]))}"
             label = f"{k} px" if k != "mean" else "mean of sizes"
             print(f"  {label}: {100 * r.mean():.1f} % (box thirds {by_third}){vs}", flush=True)
 

@@ -23,7 +23,6 @@ import itertools
 import logging
 import threading
 import traceback
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,9 +37,9 @@ Emit = Callable[[object], None]
 TaskFn = Callable[[Progress, threading.Event], Any]
 StreamFn = Callable[[Progress, threading.Event, Emit], Any]
 
-# Every task not yet finished; tests use it to fail on dangling work (tests/sos_desktop/conftest).
-_LIVE: weakref.WeakSet[Task] = weakref.WeakSet()
-_RUNNING: dict[int, Task] = {}  # by id, strong refs until the finishing signal is delivered
+# Started tasks by id, held until their finishing signal is delivered (`live_tasks`; tests use
+# it to fail on dangling work, tests/sos_desktop/conftest).
+_RUNNING: dict[int, Task] = {}
 _IDS = itertools.count(1)
 
 
@@ -211,7 +210,6 @@ class Task(QObject):
     def start(self, pool: QThreadPool | None = None) -> Task:
         """Queue the work on `pool` (the global pool by default); returns self."""
         relay = _gui_relay()
-        _LIVE.add(self)
         _RUNNING[self._id] = self
         runnable = _Runnable(self._id, self.name, self._fn, relay, self.cancel_event, self._stream)
         self._fn = _done
@@ -257,7 +255,7 @@ def check_cancel(cancel: threading.Event | None) -> None:
 
 def live_tasks() -> list[Task]:
     """Tasks started and not yet finished (their result has not reached the GUI thread)."""
-    return [t for t in list(_LIVE) if not t.done and shiboken6.isValid(t)]
+    return [t for t in list(_RUNNING.values()) if not t.done and shiboken6.isValid(t)]
 
 
 def wait_for_pool(timeout_ms: int = 5000, pool: QThreadPool | None = None) -> bool:
