@@ -37,8 +37,8 @@ THREADS = 2
 
 # (label, architecture, kwargs, input size)
 CANDIDATES: list[tuple[str, str, dict[str, object], int]] = [
-    ("student (shipped 3.0: width 1.0, stride 16)", "student", {}, 384),
-    ("student (the same, at 448 px; not shipped)", "student", {}, 448),
+    ("student (shipped 3.1: width 1.0, stride 16; slices)", "student", {}, 384),
+    ("student (shipped 3.1, cephalograms: the same weights at 448 px)", "student", {}, 448),
     ("student (the same, at 256 px as shipped in 2.1)", "student", {}, 256),
     ("student, stride 32", "student", {"output_stride": 32}, 256),
     ("student, width 1.5", "student", {"width": 1.5}, 256),

@@ -8,7 +8,8 @@ so no case was seen in training or model selection), per modality, and reports f
 - the teacher on crops of the true box (the issue's reference), and at the student's own
   Grad-CAM peak (the teacher reading where the student looks, the crop a detector-free
   pipeline could give it);
-- each student on the full image (with its second look if its card has one);
+- each student on the full image, at the size its card reads the modality at (with its second
+  look if its card has one);
 - the student-minus-teacher gap with a 95 % interval from the paired per-case differences.
 
     python benchmarks/fresh_test.py --data out/fresh7777 \
@@ -61,15 +62,15 @@ def paired_gap(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
 
 
 def student_correct(
-    folder: Path, cases_at: Callable[[int], LoadedCases]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-case correctness of a student on full images at its own input size, and its
-    predicted-class maps."""
+    folder: Path, modality: str, cases_at: Callable[[int], LoadedCases]
+) -> tuple[np.ndarray, np.ndarray, LoadedCases]:
+    """Per-case correctness of a student on full images at the size its card reads `modality`
+    at, its predicted-class maps, and the cases as read (the maps' frame)."""
     model, card = load_model(folder)
-    cases = cases_at(card.input_size[0])
+    cases = cases_at(card.input_size_for(modality))
     x = torch.from_numpy(cases.inputs).unsqueeze(1)
     logits, cams = run_model(model, x, ZoomSpec.from_preprocessing(card.preprocessing))
-    return logits.argmax(1) == cases.labels, cams
+    return logits.argmax(1) == cases.labels, cams, cases
 
 
 def teacher_correct(folder: Path, cases: LoadedCases, centres: np.ndarray | None) -> np.ndarray:
@@ -100,7 +101,7 @@ def format_gap(g: tuple[float, float]) -> str:
 
 
 def score(
-    data: Path, teachers: dict[str, Path], students: list[tuple[str, str, Path]], size: int
+    data: Path, teachers: dict[str, Path], students: list[tuple[str, str, Path]]
 ) -> dict[str, Any]:
     records = read_manifest(data)
     out: dict[str, Any] = {}
@@ -113,21 +114,22 @@ def score(
                 loaded[s] = load_cases(chosen, s)
             return loaded[s]
 
-        cases = cases_at(size)  # the peaks' frame: the first student's size must be `size`
-        n = len(cases)
+        n = len(chosen)
         rows: dict[str, Any] = {"n": n, "teachers": {}, "students": []}
-        maps: dict[str, np.ndarray] = {}
+        maps: dict[str, tuple[np.ndarray, LoadedCases]] = {}
         for name, seed, folder in students:
-            ok, cams = student_correct(folder, cases_at)
+            ok, cams, read = student_correct(folder, modality, cases_at)
             rows["students"].append({"name": name, "seed": seed, "correct": ok})
             if name == students[0][0]:
-                maps[seed] = cams  # the first student named per seed gives the peaks
+                maps[seed] = (cams, read)  # the first student named per seed gives the peaks
         for seed, folder in teachers.items():
             peak = None
-            if seed in maps:
-                centres = peak_centres(torch.from_numpy(maps[seed])).numpy()
-                peak = teacher_correct(folder, cases, centres)
-            rows["teachers"][seed] = {"true": teacher_correct(folder, cases, None), "peak": peak}
+            if seed in maps:  # the peaks are in the frame of the cases that student read
+                cams, read = maps[seed]
+                peak = teacher_correct(folder, read, peak_centres(torch.from_numpy(cams)).numpy())
+            # A teacher crops the native images: the cases at any loaded size will do.
+            truth = teacher_correct(folder, cases_at(min(loaded or [256])), None)
+            rows["teachers"][seed] = {"true": truth, "peak": peak}
         out[modality] = rows
         print(f"{modality}: {n} cases scored", flush=True)
     return out
@@ -241,7 +243,6 @@ def main() -> None:
     ap.add_argument("--data", type=Path)
     ap.add_argument("--teacher", action="append", metavar="SEED=FOLDER")
     ap.add_argument("--student", action="append", metavar="NAME=SEED=FOLDER")
-    ap.add_argument("--input-size", type=int, default=384)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--note", default="")
     ap.add_argument("--reading", type=Path, help="a hand-written reading to put under the tables")
@@ -273,7 +274,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     teachers = {seed: Path(folder) for seed, folder in _pairs(args.teacher)}
     students = [(name, seed, Path(folder)) for name, seed, folder in _pairs(args.student)]
-    results = score(args.data, teachers, students, args.input_size)
+    results = score(args.data, teachers, students)
     if args.json:
 
         def plain(v: Any) -> Any:

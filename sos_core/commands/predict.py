@@ -189,6 +189,11 @@ def run_info(args: argparse.Namespace) -> int:
             f"model: {model['name']} {model['version']} ({model['architecture']}, input "
             f"{model['input_size'][0]} px, scheme {model['stage_scheme']})\n"
         )
+        from sos_core.inference.study_inputs import MODALITY_NAMES
+
+        for modality, size in (model.get("modality_input_sizes") or {}).items():
+            name = MODALITY_NAMES.get(modality, modality)
+            sys.stdout.write(f"  reads {name} at {size[0]} px\n")
         zoom = (model.get("preprocessing") or {}).get("zoom")
         if zoom:  # a student with the second look (sos_core.inference.zoom)
             sys.stdout.write(

@@ -30,6 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--seed", type=int, help="override the seed")
         p.add_argument("--epochs", type=int, help="override the number of epochs")
         p.add_argument("--no-resume", action="store_true", help="start afresh")
+        p.add_argument(
+            "--describe",
+            metavar="MODEL",
+            help="train nothing: remake the card of the trained model folder MODEL for this "
+            "configuration (validation, calibration, review statistics, read_sizes) and save "
+            "it with the same weights to the run's out/model",
+        )
         p.set_defaults(func=run_config, kind=kind)
     p = sub.add_parser(
         "train",
@@ -47,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_config(args: argparse.Namespace) -> int:
     from sos_core.distill.config import load_config
-    from sos_core.distill.training import train
+    from sos_core.distill.training import describe_trained, train
 
     config = load_config(args.config)
     if config.kind != args.kind:
@@ -68,10 +75,15 @@ def run_config(args: argparse.Namespace) -> int:
         if v is not None
     }
     config = config.replace(**overrides)
-    result = train(config, progress=_bar(config.epochs), resume=not args.no_resume)
+    if args.describe:
+        result = describe_trained(config, args.describe)
+        done = f"described the weights of {args.describe}, unchanged"
+    else:
+        result = train(config, progress=_bar(config.epochs), resume=not args.no_resume)
+        done = f"best epoch {result.best_epoch}"
     m = result.card.metrics["validation"]
     sys.stdout.write(
-        f"saved {result.model_dir} (best epoch {result.best_epoch}; validation accuracy "
+        f"saved {result.model_dir} ({done}; validation accuracy "
         f"{m['accuracy']:.3f}, pointing game {m['pointing_game']:.3f}, ECE {m['ece']:.3f})\n"
     )
     return 0

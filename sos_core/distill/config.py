@@ -65,12 +65,13 @@ class TrainConfig:
     teacher: str | None = None  # model folder of the frozen teacher (students only)
     modalities: tuple[str, ...] = ("slice", "ceph")
     input_size: int = 256
-    # Students: the input size the saved model reads at (its card's `input_size`) when it is not
-    # the size it trained at. The last validation, the calibration and the review statistics
-    # are made at this size. The 3.0 students, trained at 384 px, read more fresh cephalograms
-    # at 448 px but fewer slices (benchmarks/scale_tta.py; RESULTS.md "reading the student at
-    # a larger size"), so the preset leaves it out. None: read at `input_size`.
-    read_size: int | None = None
+    # Students: modality → the input size the saved model reads that modality at, where it is
+    # not the size it trained at (the card's `modality_input_sizes`). The last validation, the
+    # calibration and the review statistics are made at the reading sizes. The 3.0 students,
+    # trained at 384 px, read fresh cephalograms better at 448 px and slices worse
+    # (benchmarks/scale_tta.py; RESULTS.md "reading the student at a larger size").
+    # Empty: every modality at `input_size`.
+    read_sizes: dict[str, int] = field(default_factory=dict)
     crop_size: int = 64
     crop_context: float = 1.5
     box_jitter: float = 0.12
@@ -145,14 +146,31 @@ class TrainConfig:
             raise ParameterError("scale_jitter must be between 0 (off) and 0.5.")
         if self.scale_jitter > 0 and self.kind != "student":
             raise ParameterError("scale_jitter is for students; teachers jitter their crops.")
-        if self.read_size is not None and (self.read_size <= 0 or self.kind != "student"):
-            raise ParameterError("read_size is for students, and must be a positive size.")
-        if self.read_size not in (None, self.input_size) and self.zoom_weight > 0:
+        object.__setattr__(self, "read_sizes", dict(self.read_sizes))
+        if self.read_sizes and self.kind != "student":
+            raise ParameterError("read_sizes is for students; teachers read crops at crop_size.")
+        for modality, size in self.read_sizes.items():
+            if modality not in self.modalities:
+                raise ParameterError(
+                    f"read_sizes names {modality!r}, which is not one of the run's modalities."
+                )
+            if not isinstance(size, int) or isinstance(size, bool) or not 8 <= size <= 4096:
+                raise ParameterError("read_sizes must give whole numbers of pixels, 8 to 4096.")
+        if self.reads_at_other_sizes and self.zoom_weight > 0:
             raise ParameterError("a student with the second look reads at its training size.")
         if not 0 <= self.ema_decay < 1:
             raise ParameterError("ema_decay must be 0 (off) or a decay below 1, such as 0.99.")
         if self.lr <= 0 or self.patience < 1:
             raise ParameterError("lr must be positive and patience at least 1.")
+
+    @property
+    def reads_at_other_sizes(self) -> bool:
+        """Whether the saved student reads some modality at another size than it trained at."""
+        return any(s != self.input_size for s in self.read_sizes.values())
+
+    def read_size_for(self, modality: str) -> int:
+        """The input size the saved model reads `modality` at."""
+        return int(self.read_sizes.get(modality, self.input_size))
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)

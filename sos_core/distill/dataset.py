@@ -132,6 +132,56 @@ def load_cases(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class SizedCases:
+    """Cases each loaded at the input size its modality is read at (`ModelCard.input_size_for`):
+    one `LoadedCases` per size, and for each group the positions of its cases in the records'
+    original order, so that per-case results can be put back in that order (`in_order`)."""
+
+    groups: tuple[LoadedCases, ...]
+    positions: tuple[np.ndarray, ...]
+
+    @classmethod
+    def single(cls, cases: LoadedCases) -> SizedCases:
+        return cls((cases,), (np.arange(len(cases)),))
+
+    def __len__(self) -> int:
+        return sum(len(g) for g in self.groups)
+
+    def in_order(self, per_group: Sequence[np.ndarray]) -> np.ndarray:
+        """Per-group arrays (first axis: the group's cases) as one array in the original order."""
+        first = np.asarray(per_group[0])
+        out = np.empty((len(self), *first.shape[1:]), first.dtype)
+        for pos, values in zip(self.positions, per_group, strict=True):
+            out[pos] = values
+        return out
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.in_order([g.labels for g in self.groups])
+
+    @property
+    def records(self) -> tuple[CaseRecord, ...]:
+        out: list[CaseRecord | None] = [None] * len(self)
+        for pos, group in zip(self.positions, self.groups, strict=True):
+            for i, record in zip(pos.tolist(), group.records, strict=True):
+                out[i] = record
+        return tuple(r for r in out if r is not None)
+
+
+def load_cases_sized(records: Sequence[CaseRecord], size_for: Callable[[str], int]) -> SizedCases:
+    """`load_cases` with each record at `size_for(record.modality)`, grouped by size."""
+    sizes = [int(size_for(r.modality)) for r in records]
+    if not sizes:  # one empty group keeps every consumer's shapes simple
+        return SizedCases.single(load_cases([], int(size_for(""))))
+    groups, positions = [], []
+    for size in sorted(set(sizes)):
+        pos = np.array([i for i, s in enumerate(sizes) if s == size], np.int64)
+        groups.append(load_cases([records[i] for i in pos], size))
+        positions.append(pos)
+    return SizedCases(tuple(groups), tuple(positions))
+
+
 def select(
     records: Sequence[CaseRecord], split: str, modalities: Sequence[str] | None = None
 ) -> list[CaseRecord]:

@@ -16,8 +16,16 @@ import numpy as np
 import torch
 
 from sos_core.device import prepare_for_scoring
-from sos_core.distill.dataset import LoadedCases, crop_batch, load_cases, read_manifest, select
-from sos_core.distill.metrics import classification_report, fit_temperature, nll, pointing_game
+from sos_core.distill.dataset import (
+    LoadedCases,
+    SizedCases,
+    crop_batch,
+    load_cases,
+    load_cases_sized,
+    read_manifest,
+    select,
+)
+from sos_core.distill.metrics import classification_report, fit_temperature, nll, pointing_hits
 from sos_core.explain.grad_cam import GradCam
 from sos_core.inference.zoom import ZoomSpec, combine, second_look
 from sos_core.models.model_file import load_model
@@ -33,11 +41,11 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class ModelOutputs:
-    """Raw outputs on a set of cases: logits (N x C), maps at input resolution (N x S x S)."""
+    """Raw outputs on a set of cases: logits (N x C) and, per case, whether the Grad-CAM of
+    the predicted stage peaks inside the true SOS box (the pointing game's hit)."""
 
     logits: np.ndarray
-    cams: np.ndarray
-    boxes: np.ndarray  # the true SOS boxes in the maps' pixels
+    hits: np.ndarray
 
 
 def model_inputs(
@@ -85,6 +93,27 @@ def run_model(
     return np.concatenate(logits), np.concatenate(maps)
 
 
+def model_outputs(
+    model: nn.Module,
+    cases: LoadedCases | SizedCases,
+    *,
+    crop: bool,
+    crop_size: int,
+    crop_context: float,
+    zoom: ZoomSpec | None = None,
+) -> ModelOutputs:
+    """`run_model` over every case (each group of a `SizedCases` at its own input size), in
+    the cases' order."""
+    sized = cases if isinstance(cases, SizedCases) else SizedCases.single(cases)
+    logits, hits = [], []
+    for group in sized.groups:
+        x, boxes = model_inputs(group, crop=crop, crop_size=crop_size, crop_context=crop_context)
+        group_logits, cams = run_model(model, x, zoom)
+        logits.append(group_logits)
+        hits.append(pointing_hits(cams, boxes))
+    return ModelOutputs(sized.in_order(logits), sized.in_order(hits))
+
+
 def score(
     outputs: ModelOutputs, labels: np.ndarray, temperature: float, num_classes: int
 ) -> dict[str, Any]:
@@ -94,28 +123,30 @@ def score(
     probs /= probs.sum(axis=1, keepdims=True)
     report = classification_report(labels, probs, num_classes)
     report["nll"] = nll(outputs.logits, labels, temperature)
-    report["pointing_game"] = pointing_game(outputs.cams, outputs.boxes)
+    report["pointing_game"] = float(outputs.hits.mean())
     return report
 
 
 def evaluate_loaded(
     model: nn.Module,
     config: TrainConfig,
-    cases: LoadedCases,
+    cases: LoadedCases | SizedCases,
     *,
     temperature: float | None,
     fit_temperature: bool = False,
     zoom: ZoomSpec | None = None,
 ) -> dict[str, Any]:
     """Score a freshly trained model on loaded cases, optionally fitting its temperature."""
-    crop = config.kind == "teacher"
-    x, boxes = model_inputs(
-        cases, crop=crop, crop_size=config.crop_size, crop_context=config.crop_context
+    outputs = model_outputs(
+        model,
+        cases,
+        crop=config.kind == "teacher",
+        crop_size=config.crop_size,
+        crop_context=config.crop_context,
+        zoom=zoom,
     )
-    logits, cams = run_model(model, x, zoom)
-    outputs = ModelOutputs(logits, cams, boxes)
-    t = _fit(logits, cases.labels) if fit_temperature else (temperature or 1.0)
-    num_classes = logits.shape[1]
+    t = _fit(outputs.logits, cases.labels) if fit_temperature else (temperature or 1.0)
+    num_classes = outputs.logits.shape[1]
     return {
         "temperature": t,
         "metrics": score(outputs, cases.labels, t, num_classes),
@@ -143,17 +174,17 @@ def evaluate_model_dir(
 
         raise ParameterError(f"the dataset has no {split} cases for this model's modalities.")
     crop = card.preprocessing.get("input") == "crop"
-    cases = load_cases(records, card.input_size[0] if not crop else 256)
-    x, boxes = model_inputs(
+    # A teacher crops the native images, so their input size does not matter.
+    cases = load_cases(records, 256) if crop else load_cases_sized(records, card.input_size_for)
+    outputs = model_outputs(
+        model,
         cases,
         crop=crop,
         crop_size=card.input_size[0],
         crop_context=float(card.preprocessing.get("crop_context", 1.5)),
+        zoom=ZoomSpec.from_preprocessing(card.preprocessing),
     )
-    logits, cams = run_model(model, x, ZoomSpec.from_preprocessing(card.preprocessing))
-    metrics = score(
-        ModelOutputs(logits, cams, boxes), cases.labels, card.temperature, len(card.stage_names)
-    )
+    metrics = score(outputs, cases.labels, card.temperature, len(card.stage_names))
     report = {
         "model": card.version,
         "architecture": card.architecture,

@@ -138,6 +138,14 @@ def expected_calibration_error(probs: Any, y_true: Any, n_bins: int = 15) -> flo
 def pointing_game(cams: Any, boxes: Any, *, tolerance: float = 0.0) -> float:
     """Share of maps whose peak lies inside the true box (Zhang et al., ECCV 2016).
 
+    See `pointing_hits` for the arguments.
+    """
+    return float(pointing_hits(cams, boxes, tolerance=tolerance).mean())
+
+
+def pointing_hits(cams: Any, boxes: Any, *, tolerance: float = 0.0) -> np.ndarray:
+    """Per map, whether its peak lies inside the true box (the pointing game's hits).
+
     cams: N x H x W maps; boxes: N x 4 [x0, y0, x1, y1] in the maps' pixel coordinates
     (continuous: pixel (r, c) has its centre at (c + 0.5, r + 0.5)). The peak is the first
     maximum in row-major order; it hits when its centre is inside the box grown by `tolerance`
@@ -152,14 +160,13 @@ def pointing_game(cams: Any, boxes: Any, *, tolerance: float = 0.0) -> float:
     peak = flat.argmax(axis=1)
     rows, cols = np.divmod(peak, maps.shape[2])
     cx, cy = cols + 0.5, rows + 0.5
-    hit = (
+    return (
         (cx >= box[:, 0] - tolerance)
         & (cx <= box[:, 2] + tolerance)
         & (cy >= box[:, 1] - tolerance)
         & (cy <= box[:, 3] + tolerance)
         & (flat.max(axis=1) > 0)
     )
-    return float(hit.mean())
 
 
 def _log_softmax(z: np.ndarray) -> np.ndarray:

@@ -32,9 +32,11 @@ from sos_core.distill.checkpoint import load_checkpoint, save_checkpoint
 from sos_core.distill.config import TrainConfig, save_config
 from sos_core.distill.dataset import (
     LoadedCases,
+    SizedCases,
     crop_batch,
     crop_squares,
     load_cases,
+    load_cases_sized,
     read_manifest,
     select,
 )
@@ -508,6 +510,38 @@ def _train(
     )
 
 
+def describe_trained(config: TrainConfig, model_dir: str | Path) -> TrainResult:
+    """What `train(config)` gives after its last epoch, for a model already trained: the card
+    remade for `config` (validation, calibration, review statistics, reading sizes) and saved
+    with the very same weights to `config.out`/model. Nothing is trained.
+
+    For a student trained without `read_sizes` that should read a modality at another size:
+    the preset's recipe with `read_sizes` added describes the weights it already made.
+
+    Raises
+    ------
+    ParameterError
+        The folder holds another architecture than `config.model`.
+    """
+    model, card = load_model(model_dir, device="cpu")
+    if (card.architecture, json.dumps(dict(card.kwargs), sort_keys=True)) != (
+        config.model.key,
+        json.dumps(config.model.kwargs, sort_keys=True),
+    ):
+        raise ParameterError(f"{Path(model_dir).name} holds another model than the config's.")
+    history_file = Path(model_dir).parent / "history.json"
+    history = json.loads(history_file.read_text()) if history_file.is_file() else []
+    teacher_card = load_model(config.teacher, device="cpu")[1] if config.teacher else None
+    train_cases, val_cases = _load_split(config, "train"), _load_split(config, "val")
+    ctx = DistContext()
+    with retained_heap():
+        new_card = _finish(config, model, train_cases, val_cases, teacher_card, history, ctx)
+    # best_epoch -1: nothing was trained here.
+    return TrainResult(
+        Path(config.out) / "model", new_card, tuple(history), -1, False, state_digest(model)
+    )
+
+
 def refresh_batchnorm_stats(
     model: nn.Module,
     x_all: torch.Tensor,
@@ -668,15 +702,19 @@ def _finish(
     model = model.cpu()  # run_model sets the layout; save_model writes contiguous tensors
     zoom = zoom_spec(config, train_cases)
     size = config.crop_size if config.kind == "teacher" else config.input_size
-    read: dict[str, int] = {}
-    if config.kind == "student" and config.read_size not in (None, config.input_size):
-        # The card describes the model as it will read: everything below at the reading size.
-        size = int(config.read_size)  # type: ignore[arg-type] - checked just above
-        train_cases = load_cases(train_cases.records, size)
-        val_cases = load_cases(val_cases.records, size)
-        read = {"trained_input_size": config.input_size}
+    # The card describes the model as it will read: everything below with each modality at
+    # its reading size.
+    train_sized, val_sized = SizedCases.single(train_cases), SizedCases.single(val_cases)
+    if config.kind == "student" and config.reads_at_other_sizes:
+        train_sized = load_cases_sized(train_cases.records, config.read_size_for)
+        val_sized = load_cases_sized(val_cases.records, config.read_size_for)
+    other_sizes = {
+        m: (config.read_size_for(m),) * 2
+        for m in config.modalities
+        if config.kind == "student" and config.read_size_for(m) != size
+    }
     report = evaluate_loaded(
-        model, config, val_cases, temperature=None, fit_temperature=True, zoom=zoom
+        model, config, val_sized, temperature=None, fit_temperature=True, zoom=zoom
     )
     scheme = get_scheme()
     card = ModelCard(
@@ -684,6 +722,7 @@ def _finish(
         architecture=config.model.key,
         kwargs=dict(config.model.kwargs),
         input_size=(size, size),
+        modality_input_sizes=other_sizes,
         stage_scheme=scheme.id,
         stage_names=scheme.names,
         version=config.version or f"{config.kind}-{time.strftime('%Y%m%d-%H%M%S')}",
@@ -702,12 +741,11 @@ def _finish(
             "train_images": len(train_cases.records),
             "modalities": list(config.modalities),
             "synthetic": True,
-            **_input_detail(train_cases, size),
-            **read,
+            **_input_detail(train_sized, size if config.kind == "teacher" else None),
         },
         metrics={
             "validation": report["metrics"],
-            **_review_section(model, config, train_cases, val_cases, size),
+            **_review_section(model, config, train_sized, val_sized),
         },
         parent_version=None,
         modalities=config.modalities,
@@ -749,27 +787,30 @@ def pooled_features(model: nn.Module, x: torch.Tensor) -> np.ndarray:
 def _review_section(
     model: nn.Module,
     config: TrainConfig,
-    train_cases: LoadedCases,
-    val_cases: LoadedCases,
-    input_size: int,
+    train_cases: SizedCases,
+    val_cases: SizedCases,
 ) -> dict[str, Any]:
-    """Students only: the reference statistics behind the review flags (inference.flags)."""
+    """Students only: the reference statistics behind the review flags (inference.flags),
+    each case read at its modality's size (boxes as fractions of the input)."""
     if config.kind != "student":
         return {}
     from sos_core.inference.review_stats import attention_thresholds, fit_review_stats
 
-    train_x = torch.from_numpy(train_cases.inputs).unsqueeze(1)
-    val_x = torch.from_numpy(val_cases.inputs).unsqueeze(1)
+    def inputs(group: LoadedCases) -> torch.Tensor:
+        return torch.from_numpy(group.inputs).unsqueeze(1)
+
+    train, val = train_cases.groups, val_cases.groups
     review = fit_review_stats(
-        pooled_features(model, train_x),
-        train_cases.labels,
-        pooled_features(model, val_x),
-        np.concatenate([train_cases.boxes, val_cases.boxes]),
-        input_size,
+        np.concatenate([pooled_features(model, inputs(g)) for g in train]),
+        np.concatenate([g.labels for g in train]),
+        np.concatenate([pooled_features(model, inputs(g)) for g in val]),
+        np.concatenate([g.boxes / g.inputs.shape[-1] for g in (*train, *val)]),
+        1,
         model.head_weight.shape[0],
-        np.array([r.modality for r in train_cases.records]),
+        np.array([r.modality for g in train for r in g.records]),
     )
-    review.update(attention_thresholds(predicted_class_maps(model, val_x), review))
+    maps = [m for g in val for m in predicted_class_maps(model, inputs(g))]
+    review.update(attention_thresholds(maps, review))
     return {"review": review}
 
 
@@ -784,13 +825,15 @@ def predicted_class_maps(model: nn.Module, x: torch.Tensor) -> np.ndarray:
     )
 
 
-def _input_detail(cases: LoadedCases, input_size: int) -> dict[str, Any]:
-    """Median mm of anatomy per model-input pixel in training (see preprocess.input_detail_mm)."""
+def _input_detail(cases: SizedCases, size: int | None) -> dict[str, Any]:
+    """Median mm of anatomy per model-input pixel in training, at `size` or else each case at
+    its reading size (see preprocess.input_detail_mm)."""
     from sos_core.preprocess import input_detail_mm
 
     values = [
-        input_detail_mm(r.pixel_spacing, n.shape, input_size)
-        for r, n in zip(cases.records, cases.natives, strict=True)
+        input_detail_mm(r.pixel_spacing, n.shape, size or g.inputs.shape[-1])
+        for g in cases.groups
+        for r, n in zip(g.records, g.natives, strict=True)
     ]
     known = [v for v in values if v is not None]
     return {"input_mm_per_pixel": round(float(np.median(known)), 4)} if known else {}

@@ -28,6 +28,7 @@ from sos_core.inference.flags import attention_summary, image_problem, review_fl
 from sos_core.inference.prediction import Prediction
 from sos_core.inference.review_stats import ReviewStats
 from sos_core.inference.study_inputs import (
+    MODALITY_NAMES,
     NON_HEAD_VIEW_MODALITIES,
     WRONG_PLANE_SLICES,
     StudyInputs,
@@ -81,13 +82,14 @@ class Predictor:
         self._channels_last = self.device.type in ("cpu", "cuda")
         if self._channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.size = int(self.card.input_size[0])
+        self.size = int(self.card.input_size[0])  # for images of a modality the card does not size
         self.stats = ReviewStats.from_card(self.card.metrics.get("review"))
         # A student trained with the second look reads each image twice (inference.zoom).
         self.zoom = ZoomSpec.from_preprocessing(self.card.preprocessing)
         self._lock = threading.Lock()
-        if warm_up:
-            self._forward(np.zeros((self.size, self.size), np.float32))
+        if warm_up:  # every input size, so that no first image of a modality pays the set-up
+            for size in self.card.input_sizes():
+                self._forward(np.zeros((size, size), np.float32))
 
     @property
     def version(self) -> str:
@@ -139,7 +141,7 @@ class Predictor:
         "agreement" (the share of slices whose own stage is the averaged one).
         """
         return self.predict_inputs(
-            study_inputs(study, slice, neighbours=neighbours, input_size=self.size)
+            study_inputs(study, slice, neighbours=neighbours, input_size=self.card.input_size_for)
         )
 
     def predict_inputs(self, inputs: StudyInputs) -> Prediction:
@@ -186,7 +188,7 @@ class Predictor:
         replace this image's own for the stage, the map's class and the flags.
         """
         start = time.perf_counter()
-        inp, lb = prepare_image(pixels, self.size)
+        inp, lb = prepare_image(pixels, self.card.input_size_for(kind))
         stage = None if probabilities is None else int(np.argmax(probabilities))
         probs, pooled, cam_in = self._forward(inp, stage)
         if probabilities is not None:
@@ -237,10 +239,9 @@ class Predictor:
         trained = self.card.modalities
         if kind is None or not trained or kind in trained:
             return None
-        names = {"slice": "mid-sagittal CBCT slices", "ceph": "lateral cephalograms"}
-        learned = " and ".join(names.get(m, m) for m in trained)
+        learned = " and ".join(MODALITY_NAMES.get(m, m) for m in trained)
         return (
-            f"This model learned {learned} only, not {names.get(kind, kind)}; "
+            f"This model learned {learned} only, not {MODALITY_NAMES.get(kind, kind)}; "
             "stage this image yourself."
         )
 
@@ -258,9 +259,8 @@ class Predictor:
         self, peak: tuple[float, float], lb: Letterbox
     ) -> tuple[float, float, float, float]:
         """A box of the typical SOS size, centred on the map's peak, in image pixels."""
-        w, h = (
-            (self.stats.box_size * self.size) if self.stats is not None else (0.12 * self.size,) * 2
-        )
+        size = lb.size
+        w, h = (self.stats.box_size * size) if self.stats is not None else (0.12 * size,) * 2
         x, y = peak
         return tuple(
             float(v) for v in lb.box_to_image((x - w / 2, y - h / 2, x + w / 2, y + h / 2))

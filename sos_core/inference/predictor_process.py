@@ -160,7 +160,8 @@ class PredictorProcess:
         with self._lock:
             self._ensure_ready()
             assert self._ready is not None
-            inputs = study_inputs(study, slice, neighbours=neighbours, input_size=self._ready[3])
+            size_for = self._ready[0].input_size_for
+            inputs = study_inputs(study, slice, neighbours=neighbours, input_size=size_for)
             self._send({"op": "predict", "inputs": dataclasses.asdict(inputs)})
             reply = self._receive("prediction")
         return _prediction_from(reply["prediction"])

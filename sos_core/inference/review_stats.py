@@ -15,6 +15,7 @@ stored in the model card's `review` section (plain JSON, no pickle):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,12 +120,12 @@ def fit_review_stats(
     }
 
 
-def attention_thresholds(maps: np.ndarray, review: dict[str, Any]) -> dict[str, float]:
+def attention_thresholds(maps: Sequence[np.ndarray], review: dict[str, Any]) -> dict[str, float]:
     """min_region_mass / min_compactness from the maps of clean validation images.
 
-    `maps`: N x H x W input-resolution maps in [0, 1] (the Predictor's). Fixed thresholds
-    suited one student and flagged every image of the next (its maps have a faint wide
-    background, so the peak component holds little of the total mass): each threshold is the
+    `maps`: input-resolution maps in [0, 1] (the Predictor's), of one size or several. Fixed
+    thresholds suited one student and flagged every image of the next (its maps have a faint
+    wide background, so the peak component holds little of the total mass): each threshold is the
     5th percentile of the validation values with 20 % headroom, so about 1 clean image in 25
     or fewer is flagged and a map clearly worse than any seen in validation always is.
     """

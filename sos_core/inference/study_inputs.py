@@ -8,6 +8,7 @@ few arrays the model sees before handing them to a Predictor in another process
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -56,6 +57,12 @@ WRONG_PLANE_SLICES: dict[str, str] = {
     "CT-coronal": "one coronal CT slice",
 }
 
+# The kinds a model learns, in words.
+MODALITY_NAMES: dict[str, str] = {
+    "slice": "mid-sagittal CBCT slices",
+    "ceph": "lateral cephalograms",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class StudyInputs:
@@ -63,7 +70,8 @@ class StudyInputs:
 
     image: the 2-D image in modality units; slice_index: the sagittal slice for a volume.
     kind: "slice", "ceph", a DICOM modality code that cannot be either (US, MR, ... see
-    `NON_HEAD_VIEW_MODALITIES`) or None (unknown); detail_mm: mm of anatomy per model-input pixel.
+    `NON_HEAD_VIEW_MODALITIES`) or None (unknown); input_size: the model input's side for this
+    kind; detail_mm: mm of anatomy per model-input pixel.
     neighbour_slices / neighbour_inputs: for a volume with neighbours > 0, the slices averaged
     (the chosen one included) and each one's prepared model input.
     """
@@ -71,6 +79,7 @@ class StudyInputs:
     image: np.ndarray
     slice_index: int | None
     kind: str | None
+    input_size: int
     detail_mm: float | None
     neighbour_slices: tuple[int, ...] = ()
     neighbour_inputs: tuple[np.ndarray, ...] = ()
@@ -81,22 +90,25 @@ def study_inputs(
     slice: int | None = None,  # noqa: A002
     *,
     neighbours: int = 0,
-    input_size: int,
+    input_size: int | Callable[[str | None], int],
 ) -> StudyInputs:
-    """The inputs of `study` for a model of `input_size` (the volume's automatic
-    mid-sagittal slice unless `slice` is given, plus `neighbours` slices either side)."""
+    """The inputs of `study` for a model of `input_size`, or of the size `input_size(kind)`
+    gives for the study's kind (the volume's automatic mid-sagittal slice unless `slice` is
+    given, plus `neighbours` slices either side)."""
     if neighbours < 0:
         raise ParameterError("the number of neighbouring slices must be 0 or more.")
     image, index = image_from_study(study, slice)
-    detail = input_detail_mm(plane_spacing(study), image.shape, input_size)
-    inputs = StudyInputs(image, index, image_kind(study), detail)
+    kind = image_kind(study)
+    size = input_size(kind) if callable(input_size) else int(input_size)
+    detail = input_detail_mm(plane_spacing(study), image.shape, size)
+    inputs = StudyInputs(image, index, kind, size, detail)
     if neighbours <= 0 or index is None or study.kind != "volume":
         return inputs
     from sos_core.imaging.reformat import sagittal_count
 
     count = sagittal_count(study)
     slices = tuple(i for i in range(index - neighbours, index + neighbours + 1) if 0 <= i < count)
-    prepared = tuple(prepare_image(image_from_study(study, i)[0], input_size)[0] for i in slices)
+    prepared = tuple(prepare_image(image_from_study(study, i)[0], size)[0] for i in slices)
     return dataclasses.replace(inputs, neighbour_slices=slices, neighbour_inputs=prepared)
 
 

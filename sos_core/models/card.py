@@ -59,6 +59,8 @@ class ModelCard:
     name: human name ("sos-student"). architecture / kwargs: registry name and the keyword
     arguments that rebuild the network (`create_model(architecture, **kwargs)`).
     input_size: model input (height, width) in pixels. in_chans: input channels.
+    modality_input_sizes: modality → (height, width) for the modalities a student reads at
+    another size than `input_size` (empty: every image at `input_size`); see `input_size_for`.
     preprocessing: how an image becomes the input (id, intensity mapping, resize), a JSON dict.
     stage_scheme / stage_names: scheme id and the stage names in output order.
     temperature: calibration temperature dividing the logits (1.0 = uncalibrated).
@@ -89,10 +91,11 @@ class ModelCard:
     intended_use: str = ""
     licence: str = ""
     origin: str = ""
+    modality_input_sizes: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     format_version: int = CARD_FORMAT
 
     def __post_init__(self) -> None:
-        for name in ("kwargs", "preprocessing", "training_data", "metrics"):
+        for name in ("kwargs", "preprocessing", "training_data", "metrics", "modality_input_sizes"):
             object.__setattr__(self, name, _freeze(getattr(self, name)))
         for name in ("input_size", "stage_names", "modalities"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
@@ -103,6 +106,17 @@ class ModelCard:
     @property
     def num_classes(self) -> int:
         return len(self.stage_names)
+
+    def input_size_for(self, modality: str | None) -> int:
+        """The square input size an image of `modality` is read at ("slice", "ceph"; None or
+        any other: `input_size`)."""
+        size = self.modality_input_sizes.get(modality or "", self.input_size)
+        return int(size[0])
+
+    def input_sizes(self) -> tuple[int, ...]:
+        """Every input size this model reads at, the default first."""
+        extra = {int(s[0]) for s in self.modality_input_sizes.values()} - {self.input_size[0]}
+        return (int(self.input_size[0]), *sorted(extra))
 
     def problems(self) -> list[str]:
         """Every reason this card cannot be used, as short phrases (empty when valid)."""
@@ -116,6 +130,11 @@ class ModelCard:
             for v in self.input_size
         ):
             out.append("input_size must be two whole numbers of pixels between 8 and 4096")
+        for modality, size in self.modality_input_sizes.items():
+            if self.modalities and modality not in self.modalities:
+                out.append(f"modality_input_sizes names {modality!r}, not one of the modalities")
+            if not _is_square_size(size):
+                out.append("modality_input_sizes must give square sizes of 8 to 4096 pixels")
         if not isinstance(self.in_chans, int) or not 1 <= self.in_chans <= 4:
             out.append("in_chans must be 1 to 4")
         if len(self.stage_names) < 2 or not all(isinstance(s, str) and s for s in self.stage_names):
@@ -151,8 +170,12 @@ class ModelCard:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict, in field order."""
-        return {f.name: _thaw(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        """Plain JSON-able dict, in field order. An empty `modality_input_sizes` is left out, so
+        that a card without one stays readable by versions from before the field."""
+        out = {f.name: _thaw(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        if not out["modality_input_sizes"]:
+            del out["modality_input_sizes"]
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
@@ -177,7 +200,7 @@ class ModelCard:
                 path=path,
             )
         fields = dict(data)
-        for name in ("kwargs", "preprocessing", "training_data", "metrics"):
+        for name in ("kwargs", "preprocessing", "training_data", "metrics", "modality_input_sizes"):
             if name in fields and not isinstance(fields[name], dict):
                 raise ModelFormatError(f"the model card field {name} must be an object.", path=path)
         for name in ("input_size", "stage_names", "modalities"):
@@ -204,6 +227,15 @@ class ModelCard:
                 path=path,
             ) from exc
         return cls.from_dict(data, path=path)
+
+
+def _is_square_size(size: Any) -> bool:
+    return (
+        isinstance(size, tuple)
+        and len(size) == 2
+        and size[0] == size[1]
+        and all(isinstance(v, int) and not isinstance(v, bool) and 8 <= v <= 4096 for v in size)
+    )
 
 
 def _reject_constant(token: str) -> Any:

@@ -3,9 +3,9 @@
 Automatic retraining may change a model's weights and its calibration temperature, and the
 records that describe them (training data, metrics, version, parent, creation time, origin).
 Everything that decides what the model *is* must stay as it was: architecture and its
-arguments, input size and channels, preprocessing, the stage scheme and names (the class list),
-and the intended-use text. A candidate that differs in any of these is refused before it is
-evaluated, and a person has to release it through another path.
+arguments, input size (per modality too) and channels, preprocessing, the stage scheme and
+names (the class list), and the intended-use text. A candidate that differs in any of these
+is refused before it is evaluated, and a person has to release it through another path.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ ENVELOPE_FIELDS: dict[str, str] = {
     "kwargs": "architecture settings",
     "in_chans": "input channels",
     "input_size": "input size",
+    "modality_input_sizes": "input size per modality",
     "preprocessing": "input preprocessing",
     "stage_scheme": "stage scheme",
     "stage_names": "class list",
@@ -50,7 +51,9 @@ def envelope_problems(parent: ModelCard, candidate: ModelCard) -> list[str]:
     """What the candidate changes outside the envelope, as short phrases (empty when allowed)."""
     before, after = parent.to_dict(), candidate.to_dict()
     return [
-        f"{label} changed" for name, label in ENVELOPE_FIELDS.items() if before[name] != after[name]
+        f"{label} changed"
+        for name, label in ENVELOPE_FIELDS.items()
+        if before.get(name) != after.get(name)  # to_dict leaves an empty size map out
     ]
 
 

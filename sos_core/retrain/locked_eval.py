@@ -91,31 +91,30 @@ def evaluate_models(
     Each evaluation holds `n`, `overall` (OVERALL_KEYS), `per_stage` (stage, name, support,
     precision, recall, f1, pointing_game), `confusion_matrix`, `model` and `temperature`.
     """
-    from sos_core.distill.dataset import load_cases, read_manifest, select
-    from sos_core.distill.evaluation import ModelOutputs, model_inputs, run_model, score
+    from sos_core.distill.dataset import load_cases_sized, read_manifest, select
+    from sos_core.distill.evaluation import model_outputs, score
     from sos_core.models.model_file import load_model
 
     records = select(read_manifest(dataset), "test", modalities or None)
-    loaded: dict[int, Any] = {}
+    loaded: dict[tuple[int, ...], Any] = {}
     out: dict[str, dict[str, Any]] = {}
     for name, folder in model_dirs.items():
         model, card = load_model(folder, device="cpu")
-        size = int(card.input_size[0])
-        if size not in loaded:
-            loaded[size] = load_cases(records, size)
-        cases = loaded[size]
+        sizes = tuple(card.input_size_for(r.modality) for r in records)
+        if sizes not in loaded:  # each case at the size this model reads its modality at
+            loaded[sizes] = load_cases_sized(records, card.input_size_for)
+        cases = loaded[sizes]
         n_stages = len(card.stage_names)
         if not len(cases):
             out[name] = _empty(card.version, card.stage_names, card.temperature)
             continue
-        x, boxes = model_inputs(
+        outputs = model_outputs(
+            model,
             cases,
             crop=False,
-            crop_size=size,
+            crop_size=card.input_size[0],
             crop_context=float(card.preprocessing.get("crop_context", 1.5)),
         )
-        logits, cams = run_model(model, x)
-        outputs = ModelOutputs(logits, cams, boxes)
         metrics = score(outputs, cases.labels, card.temperature, n_stages)
         out[name] = {
             "model": card.version,
@@ -131,14 +130,14 @@ def evaluate_models(
 def _per_stage(
     outputs: Any, labels: np.ndarray, metrics: Mapping[str, Any], names: tuple[str, ...]
 ) -> list[dict[str, Any]]:
-    from sos_core.distill.metrics import per_class_precision_recall_f1, pointing_game
+    from sos_core.distill.metrics import per_class_precision_recall_f1
 
     pred = outputs.logits.argmax(axis=1)
     precision, recall, f1, support = per_class_precision_recall_f1(labels, pred, len(names))
     rows = []
     for i, name in enumerate(names):
         mask = labels == i
-        pg = float(pointing_game(outputs.cams[mask], outputs.boxes[mask])) if mask.any() else 0.0
+        pg = float(outputs.hits[mask].mean()) if mask.any() else 0.0
         rows.append(
             {
                 "stage": i,

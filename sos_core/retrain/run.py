@@ -322,7 +322,7 @@ class _Run:
             "out": str(self.work / kind),
             "model": {"key": card.architecture, "kwargs": _plain(card.kwargs)},
             "modalities": list(self.active.card.modalities) or ["slice", "ceph"],
-            # A student read at another size than it trained at trains at its training size.
+            # A student that reads a modality at another size trains at its training size.
             **_student_sizes(self.active.card, kind),
             "crop_size": int(self.teacher.card.input_size[0]),
             "crop_context": float(card.preprocessing.get("crop_context", 1.5)),
@@ -377,13 +377,12 @@ class _Run:
         )
 
 
-def _student_sizes(card: ModelCard, kind: str) -> dict[str, int]:
-    """The active student's training size, and for a student run the size it is read at."""
-    read = int(card.input_size[0])
-    trained = int(card.training_data.get("trained_input_size", read))
-    sizes = {"input_size": trained}
-    if kind == "student" and read != trained:
-        sizes["read_size"] = read
+def _student_sizes(card: ModelCard, kind: str) -> dict[str, Any]:
+    """The active student's training size and, for a student run, the sizes it reads
+    modalities at where they differ (so the candidate's card keeps them, RG-6)."""
+    sizes: dict[str, Any] = {"input_size": int(card.input_size[0])}
+    if kind == "student" and card.modality_input_sizes:
+        sizes["read_sizes"] = {m: int(s[0]) for m, s in card.modality_input_sizes.items()}
     return sizes
 
 

@@ -75,6 +75,10 @@ def test_created_defaults_to_now_in_utc() -> None:
         {"created": "yesterday"},
         {"format_version": 2},
         {"in_chans": 0},
+        {"modality_input_sizes": {"cbct": (320, 320)}},  # not one of the card's modalities
+        {"modality_input_sizes": {"ceph": (320, 256)}},  # not square
+        {"modality_input_sizes": {"ceph": (4, 4)}},
+        {"modality_input_sizes": {"ceph": 320}},
     ],
 )
 def test_invalid_fields_are_refused(changes: dict[str, object]) -> None:
@@ -98,3 +102,23 @@ def test_from_json_refuses_malformed_documents() -> None:
         ModelCard.from_json(json.dumps({**good, "kwargs": [1]}))
     with pytest.raises(ModelFormatError, match="not valid JSON"):
         ModelCard.from_json(json.dumps(good).replace('"temperature": 1.0', '"temperature": NaN'))
+
+
+def test_a_modality_can_be_read_at_its_own_size() -> None:
+    card = _card(modality_input_sizes={"ceph": [320, 320]})
+    assert card.input_size_for("ceph") == 320
+    assert card.input_size_for("slice") == 256
+    assert card.input_size_for(None) == 256  # a file that does not say what it shows
+    assert card.input_sizes() == (256, 320)
+    again = ModelCard.from_json(card.to_json())
+    assert again == card
+    assert json.loads(card.to_json())["modality_input_sizes"] == {"ceph": [320, 320]}
+
+
+def test_a_card_without_sizes_per_modality_is_written_as_before() -> None:
+    # Versions from before the field refuse unknown fields: leaving the empty map out keeps
+    # the cards of every model that reads one size readable by them.
+    assert "modality_input_sizes" not in json.loads(_card().to_json())
+    assert _card().input_sizes() == (256,)
+    with pytest.raises(ModelFormatError, match="must be an object"):
+        ModelCard.from_json(json.dumps({**_card().to_dict(), "modality_input_sizes": [320]}))

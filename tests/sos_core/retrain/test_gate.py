@@ -29,7 +29,9 @@ from tests.sos_core.retrain.conftest import STUDENT_KWARGS, random_model_dir
 NAMES = ("Open", "Partially fused", "Mostly fused", "Completely fused")
 
 
-def _evaluation(acc: float = 0.8, ece: float = 0.05, f1: tuple[float, ...] = (0.8,) * 4) -> dict:
+def _evaluation(
+    acc: float = 0.8, ece: float = 0.05, f1: tuple[float, ...] = (0.8,) * 4, pg: float = 0.7
+) -> dict:
     return {
         "n": 40,
         "overall": {
@@ -37,10 +39,10 @@ def _evaluation(acc: float = 0.8, ece: float = 0.05, f1: tuple[float, ...] = (0.
             "f1_macro": sum(f1) / 4,
             "kappa_quadratic": 0.9,
             "ece": ece,
-            "pointing_game": 0.7,
+            "pointing_game": pg,
         },
         "per_stage": [
-            {"stage": i, "name": n, "support": 10, "f1": f, "recall": f, "pointing_game": 0.7}
+            {"stage": i, "name": n, "support": 10, "f1": f, "recall": f, "pointing_game": pg}
             for i, (n, f) in enumerate(zip(NAMES, f1, strict=True))
         ],
     }
@@ -60,6 +62,8 @@ def _evaluation(acc: float = 0.8, ece: float = 0.05, f1: tuple[float, ...] = (0.
         (_evaluation(ece=0.07), True, None),
         (_evaluation(ece=0.10), False, "ece (overall) rose from 0.050 to 0.100"),
         (_evaluation(f1=(0.8, 0.8, 0.65, 0.95)), False, "f1 (stage 2) fell"),
+        (_evaluation(pg=0.68), True, None),
+        (_evaluation(acc=0.9, pg=0.5), False, "pointing_game (overall) fell from 0.700 to 0.500"),
     ],
 )
 def test_the_gate_allows_only_the_configured_margins(
@@ -165,6 +169,7 @@ def test_only_weights_and_calibration_may_change(tmp_path: Path) -> None:
             "input preprocessing changed",
         ),
         ({"input_size": (96, 96)}, "input size changed"),
+        ({"modality_input_sizes": {"slice": (96, 96)}}, "input size per modality changed"),
     ],
 )
 def test_the_automatic_path_refuses_candidates_outside_the_envelope(

@@ -16,7 +16,10 @@ from PIL import Image
 SIZE = 64
 
 
-def make_tiny_dataset(root: Path, n: int = 48, seed: int = 0) -> Path:
+def make_tiny_dataset(
+    root: Path, n: int = 48, seed: int = 0, modalities: tuple[str, ...] = ("slice",)
+) -> Path:
+    """`n` cases; case i is labelled with modality `modalities[i % len(modalities)]`."""
     rng = np.random.default_rng(seed)
     (root / "images").mkdir(parents=True, exist_ok=True)
     rows = []
@@ -37,7 +40,7 @@ def make_tiny_dataset(root: Path, n: int = 48, seed: int = 0) -> Path:
             {
                 "file": name,
                 "case_id": f"c{i}",
-                "modality": "slice",
+                "modality": modalities[i % len(modalities)],
                 "stage": stage,
                 "sos_box": [x0, y0, x0 + 16, y0 + 16],
                 "pixel_spacing": [1.0, 1.0],
@@ -51,6 +54,12 @@ def make_tiny_dataset(root: Path, n: int = 48, seed: int = 0) -> Path:
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_dataset(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="session")
+def tiny_two_modality_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny images, every other case labelled a cephalogram."""
+    return make_tiny_dataset(tmp_path_factory.mktemp("tiny2"), modalities=("slice", "ceph"))
 
 
 def teacher_config(dataset: Path, out: Path, **changes: object) -> dict:

