@@ -1,11 +1,12 @@
 """Inference speed of the student: `Predictor.predict` vs the bare forward pass.
 
-Measures, for one cephalogram-sized input on the CPU: steady-state latency of
-`Predictor.predict_image` (preprocessing + forward + Grad-CAM + flags; median and p95) beside the
-forward pass alone; `sos predict --json` wall time from process start to JSON (start-up included);
-throughput over a folder of 200 images; peak RSS. The model folder defaults to the embedded
-student; `--untrained` builds a same-architecture student with random weights in a temp folder
-(latency does not depend on the weights), which is what runs before the student is trained.
+Measures, for one phantom cephalogram on the CPU, at the size the model reads cephalograms at:
+steady-state latency of `Predictor.predict_image` (preprocessing + forward + Grad-CAM + flags;
+median and p95) beside the forward pass alone; `sos predict --json` wall time from process start
+to JSON (start-up included); throughput over a folder of 200 images; peak RSS. The model folder
+defaults to the embedded student; `--untrained` builds a same-architecture student with random
+weights in a temp folder (latency does not depend on the weights), which is what runs before
+the student is trained.
 
     .venv/bin/python benchmarks/predict_latency.py [--model DIR | --untrained]
 """
@@ -79,15 +80,14 @@ def main() -> None:
         else default_model_dir()
     )
     from sos_core.phantom import draw_subject, render_ceph
-    from sos_core.phantom.writers import write_png16
+    from sos_core.phantom.writers import write_ceph_dx
 
     ceph = render_ceph(draw_subject(5, stage=2))
-    png = tmp / "ceph.png"
-    write_png16(ceph, png)
+    dcm = write_ceph_dx(ceph, tmp / "ceph.dcm", "bench")  # a DX file: read as a cephalogram
     pixels = ceph.image
 
     predictor = Predictor(model_dir, device="cpu")
-    size = predictor.size
+    size = predictor.card.input_size_for("ceph")  # the size the model reads cephalograms at
     # The forward alone, as the Predictor runs it (BatchNorm folded, channels-last).
     x = _as_predictor_input(prepare_image(pixels, size)[0])
     model = predictor.model
@@ -95,13 +95,13 @@ def main() -> None:
     with torch.inference_mode():
         for _ in range(5):
             model(x)
-            predictor.predict_image(pixels)
+            predictor.predict_image(pixels, kind="ceph")
         for _ in range(args.repeats):  # interleaved so load changes hit both alike
             t = time.perf_counter()
             model(x)
             fwd.append(time.perf_counter() - t)
             t = time.perf_counter()
-            predictor.predict_image(pixels)
+            predictor.predict_image(pixels, kind="ceph")
             full.append(time.perf_counter() - t)
 
     cli = []
@@ -116,7 +116,7 @@ def main() -> None:
                 "--json",
                 "--model",
                 str(model_dir),
-                str(png),
+                str(dcm),
             ],
             check=True,
             capture_output=True,
@@ -126,7 +126,7 @@ def main() -> None:
     images = [render_ceph(draw_subject(1000 + i)).image for i in range(min(20, args.folder_size))]
     t = time.perf_counter()
     for i in range(args.folder_size):
-        predictor.predict_image(images[i % len(images)])
+        predictor.predict_image(images[i % len(images)], kind="ceph")
     folder_s = time.perf_counter() - t
     t = time.perf_counter()
     with torch.inference_mode():
@@ -139,7 +139,8 @@ def main() -> None:
     lines = [
         f"Run: `{' '.join(sys.argv)}` — {machine_line()}; torch threads {torch.get_num_threads()}.",
         "",
-        f"Model `{predictor.card.version}` ({predictor.card.architecture}, {size} px input); "
+        f"Model `{predictor.card.version}` ({predictor.card.architecture}, read at {size} px "
+        "for cephalograms); "
         f"one phantom cephalogram {pixels.shape[1]}x{pixels.shape[0]}; {args.repeats} interleaved "
         "repeats.",
         "",
