@@ -119,6 +119,22 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
         }
         for s in (0, 1, 2)
     },
+    # The same 448 px students read at 512 px on cephalograms (and 448 on slices), as 3.1 reads
+    # the 384 px student at 448 on cephalograms (session 17). Teachers and warm-ups copied in.
+    **{
+        f"shipped-448-warm-read512{'' if s == 0 else f'-seed{s}'}": {
+            "teacher": {"seed": s},
+            "student_warmup": {"seed": s},
+            "student": {
+                "seed": s,
+                "input_size": 448,
+                "warmup_epochs": 1.0,
+                "read_sizes": {"ceph": 512},
+                "version": "student-448-read512",
+            },
+        }
+        for s in (0, 1, 2)
+    },
     # L_cls + L_dist (no attention terms): the paper's middle row, from the same teachers and
     # warm-ups as the rows above (copied in), 12 epochs as for L_cls only.
     "shipped-cls-dist": {"student": {"loss": CLS_DIST, "patience": 12}},

@@ -72,6 +72,8 @@ def prediction_json(source: str, prediction: Any) -> dict[str, Any]:
         "box": [round(v, 2) for v in prediction.box] if prediction.box else None,
         "seconds": round(prediction.seconds, 4),
         **_neighbour_fields(prediction.extra),
+        # An image whose file does not say its kind: the kind it was read as (Predictor).
+        **({"read_as": prediction.extra["read_as"]} if "read_as" in prediction.extra else {}),
     }
 
 

@@ -186,11 +186,20 @@ class Predictor:
         `input_detail_mm`) against the detail it was trained on; a mismatch flags the image
         as unsuitable, in words. `probabilities` (e.g. averaged over neighbouring slices)
         replace this image's own for the stage, the map's class and the flags.
+
+        A model that reads some modality at another size reads an image of unknown kind (a PNG
+        outside a dataset) as the modality its features are nearest to, and says so in
+        `extra["read_as"]`; the file's own kind (None) is what the checks see.
         """
         start = time.perf_counter()
-        inp, lb = prepare_image(pixels, self.card.input_size_for(kind))
+        size = self.card.input_size_for(kind)
+        inp, lb = prepare_image(pixels, size)
         stage = None if probabilities is None else int(np.argmax(probabilities))
         probs, pooled, cam_in = self._forward(inp, stage)
+        read_as = self._kind_from_features(pooled) if kind is None else None
+        if read_as is not None and self.card.input_size_for(read_as) != size:
+            inp, lb = prepare_image(pixels, self.card.input_size_for(read_as))
+            probs, pooled, cam_in = self._forward(inp, stage)
         if probabilities is not None:
             probs = np.asarray(probabilities, dtype=probs.dtype)
         attention = attention_summary(cam_in, self.stats)
@@ -222,8 +231,16 @@ class Predictor:
                 "ood_score": ood,
                 "region_mass": attention.region_mass,
                 "compactness": attention.compactness,
+                **({"read_as": read_as} if read_as is not None else {}),
             },
         )
+
+    def _kind_from_features(self, pooled: np.ndarray) -> str | None:
+        """For a model that reads modalities at different sizes: the modality an image of
+        unknown kind looks like (its nearest stage-and-modality feature mean), else None."""
+        if self.stats is None or len(self.card.input_sizes()) == 1:
+            return None
+        return self.stats.nearest_modality(pooled)
 
     def _kind_problem(self, kind: str | None) -> str | None:
         if kind in WRONG_PLANE_SLICES:

@@ -44,6 +44,8 @@ class ReviewStats:
     feature_var: np.ndarray  # (K,)
     ood_threshold: float
     ood_soft_threshold: float  # with attention off target: the 90th percentile of validation
+    # Per row of feature_means, the modality its images were (cards from before: empty).
+    feature_modalities: tuple[str, ...] = ()
 
     @classmethod
     def from_card(cls, review: Any) -> ReviewStats | None:
@@ -62,12 +64,23 @@ class ReviewStats:
             ood_threshold=float(review["ood_threshold"]),
             # Cards from before it existed: the strict threshold alone, as they were fitted.
             ood_soft_threshold=float(review.get("ood_val_p90") or review["ood_threshold"]),
+            feature_modalities=tuple(str(m) for m in review.get("feature_modalities") or ()),
         )
+
+    def _distances(self, pooled: np.ndarray) -> np.ndarray:
+        return ((pooled[None, :] - self.feature_means) ** 2 / self.feature_var).mean(axis=1)
 
     def ood_score(self, pooled: np.ndarray) -> float:
         """Distance of one pooled feature vector to the nearest class mean (diagonal form)."""
-        d = ((pooled[None, :] - self.feature_means) ** 2 / self.feature_var).mean(axis=1)
-        return float(np.sqrt(d.min()))
+        return float(np.sqrt(self._distances(pooled).min()))
+
+    def nearest_modality(self, pooled: np.ndarray) -> str | None:
+        """The modality of the (stage, modality) mean nearest to one pooled feature vector:
+        what the image looks like to the model when its file does not say (None: the card
+        does not record the rows' modalities)."""
+        if len(self.feature_modalities) != len(self.feature_means):
+            return None
+        return self.feature_modalities[int(np.argmin(self._distances(pooled)))]
 
 
 def fit_review_stats(
@@ -83,6 +96,7 @@ def fit_review_stats(
 
     `modalities_train` (N strings) gives each (stage, modality) pair its own mean."""
     groups = np.asarray(labels_train, np.int64)
+    kinds: list[str] = []
     if modalities_train is not None:
         kinds = sorted(set(map(str, modalities_train)))
         index = np.array([kinds.index(str(m)) for m in modalities_train], np.int64)
@@ -113,6 +127,7 @@ def fit_review_stats(
         "region_spread": np.maximum(centres.std(axis=0), 0.02).round(5).tolist(),
         "box_size": np.median(sizes, axis=0).round(5).tolist(),
         "feature_means": means.astype(np.float32).round(6).tolist(),
+        **({"feature_modalities": [kinds[g // num_classes] for g in present]} if kinds else {}),
         "feature_var": var.astype(np.float32).tolist(),
         "ood_threshold": round(threshold, 5),
         "ood_val_p50": round(float(np.median(val_scores)), 5) if len(val_scores) else None,

@@ -486,3 +486,49 @@ def test_feature_statistics_keep_the_modalities_apart() -> None:
     assert stats.ood_score(between) > stats.ood_threshold
     assert stats.ood_score(pooled[1]) < split["ood_val_p90"] * 1.5
     assert ReviewStats.from_card(mixed).ood_score(between) < mixed["ood_threshold"]
+    # Each mean knows its modality, so an image's nearest mean says what it looks like.
+    assert split["feature_modalities"] == ["ceph"] * 4 + ["slice"] * 4
+    assert [stats.nearest_modality(p) for p in pooled[[0, 1, -2, -1]]] == [
+        "slice",
+        "slice",
+        "ceph",
+        "ceph",
+    ]
+    assert "feature_modalities" not in mixed
+    assert ReviewStats.from_card(mixed).nearest_modality(pooled[0]) is None
+
+
+@pytest.mark.parametrize(("nearest", "size"), [("ceph", 96), ("slice", 64), (None, 64)])
+def test_an_image_of_unknown_kind_is_read_at_the_size_of_the_kind_it_looks_like(
+    tiny_models: tuple[Path, Path], tmp_path: Path, nearest: str | None, size: int
+) -> None:
+    from sos_core.models.model_file import load_model, save_model
+
+    data, model_dir = tiny_models
+    model, card = load_model(model_dir)
+    image, _ = image_from_study(open_study(read_manifest(data)[5].path))
+    with torch.no_grad():
+        feats, _ = model.eval().forward_with_features(
+            torch.from_numpy(prepare_image(image, 64)[0])[None, None]
+        )
+    pooled = feats.mean(dim=(2, 3))[0].numpy().astype(float)
+    # Two feature means, one at this image's own features: it looks like that row's modality.
+    review = dict(card.to_dict()["metrics"]["review"])
+    review.update(feature_means=[pooled.tolist(), (pooled + 100).tolist()])
+    review["feature_var"] = np.ones_like(pooled).tolist()
+    if nearest is not None:  # None: a card from before the rows' modalities were recorded
+        review["feature_modalities"] = [nearest, "slice" if nearest == "ceph" else "ceph"]
+    else:
+        review.pop("feature_modalities", None)
+    described = card.replace(
+        modalities=("slice", "ceph"),
+        modality_input_sizes={"ceph": (96, 96)},
+        metrics={**card.to_dict()["metrics"], "review": review},
+    )
+    save_model(tmp_path / "m", model, described)
+    p = Predictor(tmp_path / "m", device="cpu").predict_image(image)  # a PNG: its kind is unknown
+    assert p.extra.get("read_as") == nearest
+    x = torch.from_numpy(prepare_image(image, size)[0])[None, None]
+    with torch.no_grad():
+        expected = torch.softmax(model(x) / card.temperature, dim=1)[0].numpy()
+    np.testing.assert_allclose(p.probabilities, expected, rtol=1e-5, atol=1e-6)
