@@ -160,14 +160,6 @@ class SizedCases:
     def labels(self) -> np.ndarray:
         return self.in_order([g.labels for g in self.groups])
 
-    @property
-    def records(self) -> tuple[CaseRecord, ...]:
-        out: list[CaseRecord | None] = [None] * len(self)
-        for pos, group in zip(self.positions, self.groups, strict=True):
-            for i, record in zip(pos.tolist(), group.records, strict=True):
-                out[i] = record
-        return tuple(r for r in out if r is not None)
-
 
 def load_cases_sized(records: Sequence[CaseRecord], size_for: Callable[[str], int]) -> SizedCases:
     """`load_cases` with each record at `size_for(record.modality)`, grouped by size."""

@@ -336,10 +336,7 @@ def _train(
     model = create_model(config.model.key, **config.model.kwargs)
     if config.init_from:  # fine-tuning: start from saved weights of the very same architecture
         init, init_card = load_model(config.init_from, device="cpu")
-        # Compared as JSON: the card freezes lists into tuples, the config keeps lists.
-        if json.dumps([init_card.architecture, dict(init_card.kwargs)], sort_keys=True) != (
-            json.dumps([config.model.key, config.model.kwargs], sort_keys=True)
-        ):
+        if not _same_model(init_card, config):
             raise ParameterError("init_from holds a model of another architecture than `model`.")
         model.load_state_dict(init.state_dict(), strict=True)
     model = model.to(device)
@@ -510,6 +507,14 @@ def _train(
     )
 
 
+def _same_model(card: ModelCard, config: TrainConfig) -> bool:
+    """Whether a saved model is the architecture `config.model` builds. Compared as JSON: the
+    card freezes lists into tuples, the config keeps lists."""
+    return json.dumps([card.architecture, dict(card.kwargs)], sort_keys=True) == json.dumps(
+        [config.model.key, config.model.kwargs], sort_keys=True
+    )
+
+
 def describe_trained(config: TrainConfig, model_dir: str | Path) -> TrainResult:
     """What `train(config)` gives after its last epoch, for a model already trained: the card
     remade for `config` (validation, calibration, review statistics, reading sizes) and saved
@@ -524,10 +529,7 @@ def describe_trained(config: TrainConfig, model_dir: str | Path) -> TrainResult:
         The folder holds another architecture than `config.model`.
     """
     model, card = load_model(model_dir, device="cpu")
-    if (card.architecture, json.dumps(dict(card.kwargs), sort_keys=True)) != (
-        config.model.key,
-        json.dumps(config.model.kwargs, sort_keys=True),
-    ):
+    if not _same_model(card, config):
         raise ParameterError(f"{Path(model_dir).name} holds another model than the config's.")
     history_file = Path(model_dir).parent / "history.json"
     history = json.loads(history_file.read_text()) if history_file.is_file() else []

@@ -70,8 +70,8 @@ class StudyInputs:
 
     image: the 2-D image in modality units; slice_index: the sagittal slice for a volume.
     kind: "slice", "ceph", a DICOM modality code that cannot be either (US, MR, ... see
-    `NON_HEAD_VIEW_MODALITIES`) or None (unknown); input_size: the model input's side for this
-    kind; detail_mm: mm of anatomy per model-input pixel.
+    `NON_HEAD_VIEW_MODALITIES`) or None (unknown); detail_mm: mm of anatomy per model-input pixel
+    (at the size the model reads this kind at).
     neighbour_slices / neighbour_inputs: for a volume with neighbours > 0, the slices averaged
     (the chosen one included) and each one's prepared model input.
     """
@@ -79,7 +79,6 @@ class StudyInputs:
     image: np.ndarray
     slice_index: int | None
     kind: str | None
-    input_size: int
     detail_mm: float | None
     neighbour_slices: tuple[int, ...] = ()
     neighbour_inputs: tuple[np.ndarray, ...] = ()
@@ -101,7 +100,7 @@ def study_inputs(
     kind = image_kind(study)
     size = input_size(kind) if callable(input_size) else int(input_size)
     detail = input_detail_mm(plane_spacing(study), image.shape, size)
-    inputs = StudyInputs(image, index, kind, size, detail)
+    inputs = StudyInputs(image, index, kind, detail)
     if neighbours <= 0 or index is None or study.kind != "volume":
         return inputs
     from sos_core.imaging.reformat import sagittal_count
